@@ -1,0 +1,3 @@
+from eegdecode.cli import main
+
+raise SystemExit(main())

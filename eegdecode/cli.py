@@ -1,0 +1,54 @@
+"""The ``eegdecode`` command line: one entry point, one sub-command per job.
+
+Sub-command modules live in ``eegdecode.commands`` and are imported only when used, so ``eegdecode --help`` is
+fast. Each module defines ``add_arguments(parser)`` and ``run(args) -> int``; the one-line help is in ``COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# name -> (module in eegdecode.commands, one-line help shown by `eegdecode --help`)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "simulate": ("simulate", "write a simulated THINGS-EEG2 data set in the real on-disk layout"),
+    "prepare": ("prepare", "convert THINGS-EEG2 pickles once into a memory-mapped cache"),
+    "features": ("features", "compute (or import) CLIP image/text features of an image set"),
+    "demo": ("demo", "run the whole pipeline on the built-in simulated data set"),
+}
+
+
+def _load(name: str):
+    return importlib.import_module(f"eegdecode.commands.{COMMANDS[name][0]}")
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="eegdecode", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Only the chosen command's module is imported; the others get a lightweight placeholder for --help.
+    wanted = next((a for a in (argv or []) if a in COMMANDS), None)
+    for name in COMMANDS:
+        if wanted is None or name == wanted:
+            mod = _load(name)
+            p = sub.add_parser(name, help=COMMANDS[name][1], description=COMMANDS[name][1])
+            mod.add_arguments(p)
+            p.set_defaults(_run=mod.run)
+        else:
+            sub.add_parser(name, help=COMMANDS[name][1])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 0 if args.command is None else 2
+    return int(args._run(args) or 0)
