@@ -19,3 +19,16 @@ def _seed():
     np.random.seed(0)
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory):
+    """A simulated `tiny` THINGS-EEG2 data set with two subjects, written once per test session.
+
+    Tests must not modify it; copy what you need to change.
+    """
+    from eegdecode.data.simulate import simulate_dataset
+
+    root = tmp_path_factory.mktemp("sim_tiny")
+    simulate_dataset(root, "tiny", n_subjects=2, seed=0, progress=False)
+    return root

@@ -1,0 +1,186 @@
+"""The EEG cache: each subject's pickled release files converted once into plain memory-mapped arrays.
+
+Layout of ``<root>/cache/<release>/sub-XX/``::
+
+    meta.json     format, dtype, shapes, channel names, data times, sfreq, and the size/mtime of each source file
+    train.npy     (n_images, n_reps, n_chans, n_times), float16 (default) or float32, no pickle
+    test.npy      (n_test_images, n_test_reps, n_chans, n_times)
+
+Training opens the arrays with ``mmap_mode='r'`` and reads only the rows of a batch, so a full-scale subject never
+sits in RAM as float64 or float32. The cache is rebuilt when a source file's size or modification time changes.
+Converting needs the pickle in memory once (pickles cannot be read partially); the float16 copy is written in
+chunks through a temporary file.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.lib.format import open_memmap
+
+from eegdecode import __version__
+from eegdecode.data.things_eeg2 import SPLIT_FILES, read_preprocessed_file, split_file
+from eegdecode.errors import DataFormatError, MissingFileError, check_option
+from eegdecode.io import atomic_path, file_stamp, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+FORMAT = "eegdecode-eeg-cache/1"
+DTYPES = ("float16", "float32")
+_F16_MAX = float(np.finfo(np.float16).max)
+
+
+@dataclass
+class SubjectCache:
+    """Memory-mapped arrays of one subject (``train``/``test``) and their sidecar."""
+
+    train: np.ndarray
+    test: np.ndarray
+    meta: dict[str, Any]
+    path: Path
+
+    @property
+    def ch_names(self) -> list[str]:
+        return list(self.meta["ch_names"])
+
+    @property
+    def times(self) -> np.ndarray:
+        return np.asarray(self.meta["times"], dtype=np.float64)
+
+    @property
+    def sfreq(self) -> float:
+        return float(self.meta["sfreq"])
+
+
+def _source_stamps(source_dir: Path) -> dict[str, dict]:
+    stamps = {}
+    for split in SPLIT_FILES:
+        path = split_file(source_dir, split)
+        if not path.exists():
+            raise MissingFileError(path, "expected a THINGS-EEG2 preprocessed file")
+        st = file_stamp(path)
+        stamps[split] = {"file": path.name, "size": st["size"], "mtime_ns": st["mtime_ns"]}
+    return stamps
+
+
+def cache_status(source_dir: str | Path, cache_dir: str | Path, dtype: str | None = None) -> str:
+    """``"missing"``, ``"stale"`` (a source changed), ``"other-dtype"`` or ``"ok"``."""
+    meta_path = Path(cache_dir) / "meta.json"
+    if not meta_path.exists():
+        return "missing"
+    meta = read_json(meta_path)
+    if meta.get("format") != FORMAT:
+        return "stale"
+    if meta.get("source") != _source_stamps(Path(source_dir)):
+        return "stale"
+    if dtype is not None and meta.get("dtype") != dtype:
+        return "other-dtype"
+    return "ok"
+
+
+def _convert_split(path: Path, out: Path, dtype: str, chunk: int = 512) -> dict[str, Any]:
+    eeg = read_preprocessed_file(path)
+    data = eeg.data
+    with atomic_path(out, suffix=".npy") as tmp:
+        arr = open_memmap(tmp, mode="w+", dtype=dtype, shape=data.shape)
+        for start in range(0, data.shape[0], chunk):
+            block = data[start : start + chunk]
+            if dtype == "float16":
+                peak = float(np.abs(block).max())
+                if peak > _F16_MAX:
+                    raise DataFormatError(
+                        path, "values exceed the float16 range", f"|x| <= {_F16_MAX:.0f}", f"{peak:.4g}; use --dtype float32"
+                    )
+            arr[start : start + chunk] = block
+        arr.flush()
+        del arr
+    return {"shape": list(data.shape), "ch_names": eeg.ch_names, "times": eeg.times.tolist(), "sfreq": eeg.sfreq}
+
+
+def prepare_subject(
+    source_dir: str | Path, cache_dir: str | Path, dtype: str = "float16", force: bool = False
+) -> dict[str, Any]:
+    """Convert one subject's two pickled files into the cache (skipped when the cache is up to date).
+
+    Returns the sidecar. The sidecar is written last, so an interrupted conversion is redone next time.
+    """
+    check_option("dtype", dtype, DTYPES)
+    source_dir, cache_dir = Path(source_dir), Path(cache_dir)
+    status = cache_status(source_dir, cache_dir, dtype)
+    if status == "ok" and not force:
+        log.info("cache %s is up to date", cache_dir)
+        return read_json(cache_dir / "meta.json")
+    if status in ("stale", "other-dtype"):
+        log.info("cache %s is %s: rebuilding", cache_dir, status)
+    stamps = _source_stamps(source_dir)
+    meta_path = cache_dir / "meta.json"
+    if meta_path.exists():
+        meta_path.unlink()  # invalidate first: arrays and sidecar must never disagree
+    parts = {}
+    for split in SPLIT_FILES:
+        parts[split] = _convert_split(split_file(source_dir, split), cache_dir / f"{split}.npy", dtype)
+    train, test = parts["train"], parts["test"]
+    for key in ("ch_names", "times"):
+        if train[key] != test[key]:
+            raise DataFormatError(
+                split_file(source_dir, "test"), f"{key!r} differs from the training file", train[key][:5], test[key][:5]
+            )
+    if train["shape"][2:] != test["shape"][2:]:
+        raise DataFormatError(split_file(source_dir, "test"), "channel/time shape differs from the training file", train["shape"][2:], test["shape"][2:])
+    meta = {
+        "format": FORMAT,
+        "subject": source_dir.name,
+        "dtype": dtype,
+        "shapes": {"train": train["shape"], "test": test["shape"]},
+        "ch_names": train["ch_names"],
+        "times": train["times"],
+        "sfreq": train["sfreq"],
+        "source": stamps,
+        "source_dir": str(source_dir),
+        "eegdecode_version": __version__,
+    }
+    write_json(meta_path, meta)
+    log.info("cached %s -> %s (%s, train %s, test %s)", source_dir, cache_dir, dtype, train["shape"], test["shape"])
+    return meta
+
+
+def open_cache(cache_dir: str | Path, dtype: str | None = None) -> SubjectCache:
+    """Open a subject's cache read-only (memory-mapped) and check it against its sidecar."""
+    cache_dir = Path(cache_dir)
+    meta_path = cache_dir / "meta.json"
+    if not meta_path.exists():
+        raise MissingFileError(meta_path, "run `eegdecode prepare` to build the cache")
+    meta = read_json(meta_path)
+    if meta.get("format") != FORMAT:
+        raise DataFormatError(meta_path, "unknown cache format", FORMAT, meta.get("format"))
+    if dtype is not None and meta["dtype"] != dtype:
+        raise DataFormatError(meta_path, "cache has another dtype", dtype, meta["dtype"])
+    arrays = {}
+    for split in SPLIT_FILES:
+        path = cache_dir / f"{split}.npy"
+        if not path.exists():
+            raise MissingFileError(path, "the cache is incomplete: run `eegdecode prepare --force`")
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        if list(arr.shape) != list(meta["shapes"][split]):
+            raise DataFormatError(path, "array shape disagrees with meta.json", tuple(meta["shapes"][split]), arr.shape)
+        if str(arr.dtype) != meta["dtype"]:
+            raise DataFormatError(path, "array dtype disagrees with meta.json", meta["dtype"], arr.dtype)
+        arrays[split] = arr
+    if len(meta["ch_names"]) != arrays["train"].shape[2] or len(meta["times"]) != arrays["train"].shape[3]:
+        raise DataFormatError(meta_path, "channel/time lists disagree with the arrays", arrays["train"].shape[2:], (len(meta["ch_names"]), len(meta["times"])))
+    return SubjectCache(train=arrays["train"], test=arrays["test"], meta=meta, path=cache_dir)
+
+
+def ensure_cache(source_dir: str | Path, cache_dir: str | Path, dtype: str = "float16") -> SubjectCache:
+    """Open the cache, (re)building it first when missing or stale."""
+    source_dir = Path(source_dir)
+    if source_dir.exists():
+        if cache_status(source_dir, cache_dir, dtype) != "ok":
+            prepare_subject(source_dir, cache_dir, dtype)
+    elif not (Path(cache_dir) / "meta.json").exists():
+        raise MissingFileError(source_dir, "neither the source files nor a cache exist for this subject")
+    return open_cache(cache_dir, dtype)
