@@ -21,6 +21,8 @@ with three presets (``LOSS_PRESETS``):
 The standard contrastive form (:func:`clip_loss`) L2-normalises both sides and multiplies the cosine similarities
 by ``exp(logit_scale)`` clamped at 100, the learnable log-temperature of CLIP, initialised at ``ln(1 / 0.07)``
 (``LOGIT_SCALE_INIT``). The encoders own that parameter (it counts in their parameter totals); the loss receives it.
+The losses are computed in float32 (autocast off) even when the embeddings come out of a bf16 autocast region:
+with a multiplier up to 100, bf16's 8-bit mantissa would round logits by up to about 0.4.
 
 Optional ``labels`` remove in-batch false negatives. In THINGS-EEG2 the 4 training repetitions of one image, and
 about 40 trials of one concept (10 images x 4 repetitions), can share a batch of 1024; the plain loss pushes them
@@ -72,6 +74,11 @@ def _check_pair(x: torch.Tensor, y: torch.Tensor, names: tuple[str, str] = ("x",
         raise ValueError(f"{names[0]} must hold at least one sample; found batch size 0")
 
 
+def _full_precision(*tensors: torch.Tensor) -> list[torch.Tensor]:
+    """Half-precision inputs promoted to float32 (the logits of a 1024 batch need more than bf16's 8 bits)."""
+    return [t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in tensors]
+
+
 def _symmetric_cross_entropy(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
     """Mean of the row-wise and column-wise cross-entropies with the diagonal as targets."""
     batch = logits.shape[0]
@@ -119,15 +126,17 @@ def clip_loss(
         Scalar: the mean of the cross-entropy of ``x -> y`` and of ``y -> x`` with targets ``arange(batch)``.
     """
     _check_pair(x, y)
-    if normalise:
-        x = F.normalize(x, dim=-1)
-        y = F.normalize(y, dim=-1)
+    x, y = _full_precision(x, y)
     logit_scale = torch.as_tensor(logit_scale, dtype=x.dtype, device=x.device)
-    multiplier = logit_scale.exp()
-    if max_scale is not None:
-        multiplier = multiplier.clamp(max=max_scale)
-    logits = multiplier * (x @ y.T)
-    return _symmetric_cross_entropy(logits, labels)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        if normalise:
+            x = F.normalize(x, dim=-1)
+            y = F.normalize(y, dim=-1)
+        multiplier = logit_scale.exp()
+        if max_scale is not None:
+            multiplier = multiplier.clamp(max=max_scale)
+        logits = multiplier * (x @ y.T)
+        return _symmetric_cross_entropy(logits, labels)
 
 
 def seed_clip_loss(
@@ -158,10 +167,12 @@ def seed_clip_loss(
         As in :func:`clip_loss` (not part of the seed recipe; default off).
     """
     _check_pair(x, y)
-    y = F.normalize(y, dim=-1)
+    x, y = _full_precision(x, y)
     logit_scale = torch.as_tensor(logit_scale, dtype=x.dtype, device=x.device)
-    logits = logit_scale * (x @ y.T)
-    return _symmetric_cross_entropy(logits, labels)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        y = F.normalize(y, dim=-1)
+        logits = logit_scale * (x @ y.T)
+        return _symmetric_cross_entropy(logits, labels)
 
 
 class EEGClipLoss(nn.Module):
@@ -266,7 +277,7 @@ class EEGClipLoss(nn.Module):
         """
         _check_pair(eeg, img, ("eeg", "img"))
         parts: dict[str, torch.Tensor] = {}
-        total = eeg.new_zeros(())
+        total = eeg.new_zeros((), dtype=torch.promote_types(eeg.dtype, torch.float32))
         if self.w_img > 0:
             parts["img"] = self._contrastive(eeg, img, logit_scale, labels)
             total = total + self.w_img * parts["img"]
@@ -279,9 +290,9 @@ class EEGClipLoss(nn.Module):
             )
             total = total + self.w_txt * parts["txt"]
         if self.w_mse > 0:
-            prediction, target = eeg, img
+            prediction, target = _full_precision(eeg, img)
             if self.mse_normalise:
-                prediction, target = F.normalize(eeg, dim=-1), F.normalize(img, dim=-1)
+                prediction, target = F.normalize(prediction, dim=-1), F.normalize(target, dim=-1)
             parts["mse"] = F.mse_loss(prediction, target)
             total = total + self.w_mse * parts["mse"]
         total = self.scale * total

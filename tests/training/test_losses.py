@@ -159,3 +159,13 @@ def test_presets_and_validation():
         EEGClipLoss(w_mse=-1.0)
     with pytest.raises(ValueError, match="at least one"):
         EEGClipLoss(w_img=0.0, w_txt=0.0, w_mse=0.0)
+
+
+def test_half_precision_inputs_are_computed_in_float32():
+    torch.manual_seed(6)
+    x, y = torch.randn(32, 16).bfloat16(), torch.randn(32, 16).bfloat16()
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        loss = clip_loss(x, y, math.log(100.0))
+        total, _ = build_loss("generation")(x, y, math.log(100.0))
+    assert loss.dtype == torch.float32 and total.dtype == torch.float32
+    assert loss.item() == pytest.approx(clip_loss(x.float(), y.float(), math.log(100.0)).item(), abs=1e-5)
