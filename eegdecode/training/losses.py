@@ -1,0 +1,318 @@
+"""Training losses: contrastive (CLIP / InfoNCE) alignment of EEG embeddings with image and text embeddings.
+
+The total loss of a batch is::
+
+    scale * (w_img * CLIP(eeg, img) + w_txt * CLIP(eeg, txt) + w_mse * MSE(eeg, img))
+
+with three presets (``LOSS_PRESETS``):
+
+- ``"retrieval"`` (default): 0.99 image + 0.01 text contrastive, no MSE; the weights of the seed retrieval scripts.
+- ``"generation"``: ATM's generation-oriented recipe ``10 * (0.9 * MSE + 0.1 * CLIP_img)``
+  (``reference/seed_codebase.md`` section 3.2, ``ATM_S_reconstruction_scale*.py``). The MSE compares the EEG
+  embedding with the image embedding *as passed*, unnormalised: the point of this preset is an embedding that can
+  be fed to IP-Adapter, which was trained on unnormalised CLIP image embeddings, and ATM's maintainer advises not
+  to normalise CLIP features on the generation path (``reference/data_formats_and_peers.md``, ATM#10;
+  ``reference/generation_and_metrics.md`` section 1.1). So pass the feature store's unnormalised image features
+  (``load_features(..., normalise=False)``); the contrastive term normalises internally and does not care.
+  ``mse_normalise=True`` switches to MSE between L2-normalised vectors for users who want it.
+- ``"seed-loss"``: the original code's contrastive form with 0.99 / 0.01, kept only for comparisons
+  (see :func:`seed_clip_loss`).
+
+The standard contrastive form (:func:`clip_loss`) L2-normalises both sides and multiplies the cosine similarities
+by ``exp(logit_scale)`` clamped at 100, the learnable log-temperature of CLIP, initialised at ``ln(1 / 0.07)``
+(``LOGIT_SCALE_INIT``). The encoders own that parameter (it counts in their parameter totals); the loss receives it.
+The losses are computed in float32 (autocast off) even when the embeddings come out of a bf16 autocast region:
+with a multiplier up to 100, bf16's 8-bit mantissa would round logits by up to about 0.4.
+
+Optional ``labels`` remove in-batch false negatives. In THINGS-EEG2 the 4 training repetitions of one image, and
+about 40 trials of one concept (10 images x 4 repetitions), can share a batch of 1024; the plain loss pushes them
+apart as if they were different items, and for the text target (one caption per concept) the "negatives" are
+literally the same vector as the positive. With ``labels`` (an image index, or a concept index), pairs that share a
+label are removed from the softmax denominators; each sample's own pair stays the positive. It is off by default
+because the seed and ATM recipes did not use it (``reference/seed_codebase.md`` section 8, item 3).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from eegdecode.errors import check_option
+
+LOGIT_SCALE_INIT: float = math.log(1 / 0.07)
+FORMS: tuple[str, ...] = ("standard", "seed")
+
+LOSS_PRESETS: dict[str, dict[str, Any]] = {
+    "retrieval": {"w_img": 0.99, "w_txt": 0.01, "w_mse": 0.0, "form": "standard", "scale": 1.0},
+    "generation": {
+        "w_img": 0.1,
+        "w_txt": 0.0,
+        "w_mse": 0.9,
+        "form": "standard",
+        "scale": 10.0,
+        "mse_normalise": False,
+    },
+    "seed-loss": {"w_img": 0.99, "w_txt": 0.01, "w_mse": 0.0, "form": "seed", "scale": 1.0},
+}
+
+
+def _check_pair(x: torch.Tensor, y: torch.Tensor, names: tuple[str, str] = ("x", "y")) -> None:
+    if x.ndim != 2 or y.ndim != 2:
+        raise ValueError(
+            f"{names[0]} and {names[1]} must be 2-D (batch, dim); found shapes {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    if x.shape != y.shape:
+        raise ValueError(
+            f"{names[0]} and {names[1]} must have the same shape (row i of each is a positive pair); "
+            f"found {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    if x.shape[0] < 1:
+        raise ValueError(f"{names[0]} must hold at least one sample; found batch size 0")
+
+
+def _full_precision(*tensors: torch.Tensor) -> list[torch.Tensor]:
+    """Half-precision inputs promoted to float32 (the logits of a 1024 batch need more than bf16's 8 bits)."""
+    return [t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in tensors]
+
+
+def _symmetric_cross_entropy(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """Mean of the row-wise and column-wise cross-entropies with the diagonal as targets."""
+    batch = logits.shape[0]
+    if labels is not None:
+        labels = torch.as_tensor(labels, device=logits.device)
+        if labels.shape != (batch,):
+            raise ValueError(
+                f"labels must have shape ({batch},), one per sample; found {tuple(labels.shape)}"
+            )
+        same = labels[:, None] == labels[None, :]
+        same.fill_diagonal_(False)
+        # The mask is symmetric, so the same entries leave the row (x -> y) and the column (y -> x) softmaxes.
+        logits = logits.masked_fill(same, float("-inf"))
+    targets = torch.arange(batch, device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
+
+
+def clip_loss(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    logit_scale: torch.Tensor | float,
+    normalise: bool = True,
+    max_scale: float | None = 100.0,
+    labels: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Symmetric InfoNCE (CLIP) loss between two batches whose row i is a positive pair.
+
+    Parameters
+    ----------
+    x, y : torch.Tensor, shape (batch, dim)
+        Embeddings, e.g. EEG and image features.
+    logit_scale : torch.Tensor or float
+        Log of the multiplier (inverse temperature); the logits are ``exp(logit_scale)`` times the similarities,
+        with the multiplier clamped at ``max_scale``. Gradients flow into it below the clamp.
+    normalise : bool
+        L2-normalise ``x`` and ``y`` first, so the similarities are cosines (standard CLIP).
+    max_scale : float or None
+        Upper bound of ``exp(logit_scale)`` (100 as in CLIP); None disables the clamp.
+    labels : torch.Tensor of shape (batch,), optional
+        Sample identities; off-diagonal pairs with equal labels are not used as negatives (see module text).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar: the mean of the cross-entropy of ``x -> y`` and of ``y -> x`` with targets ``arange(batch)``.
+    """
+    _check_pair(x, y)
+    x, y = _full_precision(x, y)
+    logit_scale = torch.as_tensor(logit_scale, dtype=x.dtype, device=x.device)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        if normalise:
+            x = F.normalize(x, dim=-1)
+            y = F.normalize(y, dim=-1)
+        multiplier = logit_scale.exp()
+        if max_scale is not None:
+            multiplier = multiplier.clamp(max=max_scale)
+        logits = multiplier * (x @ y.T)
+        return _symmetric_cross_entropy(logits, labels)
+
+
+def seed_clip_loss(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    logit_scale: torch.Tensor | float,
+    labels: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The seed code's contrastive loss, reproduced for comparisons only.
+
+    As described in ``reference/seed_codebase.md`` section 3.1 (Loss) and section 8, item 3: the logits are
+    ``logit_scale * x @ y.T`` with the *raw* parameter as the multiplier (about 2.66 at its initialisation
+    ``ln(1 / 0.07)``, not its exponential, and unbounded), the EEG embeddings ``x`` are *not* normalised (LayerNorm
+    outputs, norm about 32 at initialisation), and the targets ``y`` are unit-norm. In the seed code the targets were
+    unit-norm because the cached CLIP features were L2-normalised when computed; here ``y`` is L2-normalised
+    inside, so the function reproduces the seed whether it is given normalised or raw (feature-store) targets.
+    The loss is the mean of the two cross-entropies with diagonal targets, as in :func:`clip_loss`.
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (batch, dim)
+        EEG embeddings, used as they are.
+    y : torch.Tensor, shape (batch, dim)
+        Image or text embeddings, L2-normalised here.
+    logit_scale : torch.Tensor or float
+        Used directly as the multiplier.
+    labels : torch.Tensor of shape (batch,), optional
+        As in :func:`clip_loss` (not part of the seed recipe; default off).
+    """
+    _check_pair(x, y)
+    x, y = _full_precision(x, y)
+    logit_scale = torch.as_tensor(logit_scale, dtype=x.dtype, device=x.device)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        y = F.normalize(y, dim=-1)
+        logits = logit_scale * (x @ y.T)
+        return _symmetric_cross_entropy(logits, labels)
+
+
+class EEGClipLoss(nn.Module):
+    """Weighted sum of image and text contrastive losses and an image MSE, times an overall scale.
+
+    ``loss = scale * (w_img * CLIP(eeg, img) + w_txt * CLIP(eeg, txt) + w_mse * MSE(eeg, img))``.
+
+    Parameters
+    ----------
+    w_img, w_txt, w_mse : float
+        Weights of the image contrastive, text contrastive and image MSE terms (non-negative). Terms with weight 0
+        are not computed, so ``txt`` may be omitted when ``w_txt == 0``.
+    form : {"standard", "seed"}
+        ``"standard"``: :func:`clip_loss` (normalised, exponentiated and clamped scale). ``"seed"``:
+        :func:`seed_clip_loss` (the original raw-multiplier form).
+    scale : float
+        Overall multiplier (10 in ATM's generation recipe).
+    max_scale : float or None
+        Clamp of ``exp(logit_scale)`` in the standard form.
+    mse_normalise : bool
+        MSE between L2-normalised vectors instead of the raw ones (default raw; see module text).
+    """
+
+    def __init__(
+        self,
+        w_img: float = 0.99,
+        w_txt: float = 0.01,
+        w_mse: float = 0.0,
+        form: str = "standard",
+        scale: float = 1.0,
+        max_scale: float | None = 100.0,
+        mse_normalise: bool = False,
+    ):
+        super().__init__()
+        check_option("form", form, FORMS)
+        for name, value in (("w_img", w_img), ("w_txt", w_txt), ("w_mse", w_mse), ("scale", scale)):
+            if not math.isfinite(float(value)) or float(value) < 0:
+                raise ValueError(f"{name} must be a finite, non-negative number; found {value!r}")
+        if w_img == 0 and w_txt == 0 and w_mse == 0:
+            raise ValueError("at least one of w_img, w_txt, w_mse must be positive; found all 0")
+        self.w_img = float(w_img)
+        self.w_txt = float(w_txt)
+        self.w_mse = float(w_mse)
+        self.form = form
+        self.scale = float(scale)
+        self.max_scale = max_scale
+        self.mse_normalise = bool(mse_normalise)
+
+    def extra_repr(self) -> str:
+        return (
+            f"w_img={self.w_img}, w_txt={self.w_txt}, w_mse={self.w_mse}, form={self.form!r}, "
+            f"scale={self.scale}, max_scale={self.max_scale}, mse_normalise={self.mse_normalise}"
+        )
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments, for the run's ``config.json``."""
+        return {
+            "w_img": self.w_img,
+            "w_txt": self.w_txt,
+            "w_mse": self.w_mse,
+            "form": self.form,
+            "scale": self.scale,
+            "max_scale": self.max_scale,
+            "mse_normalise": self.mse_normalise,
+        }
+
+    def _contrastive(self, eeg, target, logit_scale, labels) -> torch.Tensor:
+        if self.form == "seed":
+            return seed_clip_loss(eeg, target, logit_scale, labels=labels)
+        return clip_loss(eeg, target, logit_scale, max_scale=self.max_scale, labels=labels)
+
+    def forward(
+        self,
+        eeg: torch.Tensor,
+        img: torch.Tensor,
+        logit_scale: torch.Tensor | float,
+        txt: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        txt_labels: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Total loss and its parts.
+
+        Parameters
+        ----------
+        eeg, img : torch.Tensor, shape (batch, dim)
+            EEG embeddings and the image embeddings of the same samples.
+        logit_scale : torch.Tensor or float
+            The encoder's learnable logit scale.
+        txt : torch.Tensor, shape (batch, dim), optional
+            Text embeddings of each sample's concept; required when ``w_txt > 0``.
+        labels : torch.Tensor, shape (batch,), optional
+            Identities masked out of the image term's negatives (e.g. image index).
+        txt_labels : torch.Tensor, shape (batch,), optional
+            Identities masked out of the text term's negatives (e.g. concept index); defaults to ``labels``.
+
+        Returns
+        -------
+        total : torch.Tensor
+            Scalar loss to back-propagate.
+        parts : dict of str to torch.Tensor
+            Detached unweighted terms (``"img"``, ``"txt"``, ``"mse"`` where computed) and ``"total"``, for logging.
+        """
+        _check_pair(eeg, img, ("eeg", "img"))
+        parts: dict[str, torch.Tensor] = {}
+        total = eeg.new_zeros((), dtype=torch.promote_types(eeg.dtype, torch.float32))
+        if self.w_img > 0:
+            parts["img"] = self._contrastive(eeg, img, logit_scale, labels)
+            total = total + self.w_img * parts["img"]
+        if self.w_txt > 0:
+            if txt is None:
+                raise ValueError(f"txt embeddings are required when w_txt > 0 (w_txt={self.w_txt})")
+            _check_pair(eeg, txt, ("eeg", "txt"))
+            parts["txt"] = self._contrastive(
+                eeg, txt, logit_scale, labels if txt_labels is None else txt_labels
+            )
+            total = total + self.w_txt * parts["txt"]
+        if self.w_mse > 0:
+            prediction, target = _full_precision(eeg, img)
+            if self.mse_normalise:
+                prediction, target = F.normalize(prediction, dim=-1), F.normalize(target, dim=-1)
+            parts["mse"] = F.mse_loss(prediction, target)
+            total = total + self.w_mse * parts["mse"]
+        total = self.scale * total
+        parts = {name: value.detach() for name, value in parts.items()}
+        parts["total"] = total.detach()
+        return total, parts
+
+
+def build_loss(preset: str = "retrieval", **overrides: Any) -> EEGClipLoss:
+    """An :class:`EEGClipLoss` from a named preset, with any constructor argument overridden.
+
+    Parameters
+    ----------
+    preset : {"retrieval", "generation", "seed-loss"}
+        Named recipe from ``LOSS_PRESETS``.
+    **overrides
+        Constructor arguments of :class:`EEGClipLoss` that replace the preset's values (e.g. ``w_txt=0``).
+    """
+    check_option("preset", preset, LOSS_PRESETS)
+    allowed = ("w_img", "w_txt", "w_mse", "form", "scale", "max_scale", "mse_normalise")
+    for name in overrides:
+        check_option("loss override", name, allowed)
+    return EEGClipLoss(**{**LOSS_PRESETS[preset], **overrides})
