@@ -30,8 +30,9 @@ nAm, latencies and widths of the classic visual ERP components), fixed before an
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -207,14 +208,21 @@ def _hsv_to_rgb(h, s, v):
     f = h * 6 - np.floor(h * 6)
     p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
     table = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
-    return np.array(table[int(i)])
+    return np.array(table[int(i)], dtype=np.float32)
+
+
+@lru_cache(maxsize=4)
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / (size - 1) * 2 - 1
+    return yy, xx
 
 
 def render_image(latent: np.ndarray, category: int, size: int, seed: int) -> np.ndarray:
     """Render one image (uint8, size x size x 3) from its latent: the object's shape follows the category, its
     details the semantic dimensions, and colours, size, position and texture the low-level dimensions."""
+    latent = np.asarray(latent, dtype=np.float32)
     low, sem = latent[:D_LOW], latent[D_LOW:]
-    yy, xx = np.mgrid[0:size, 0:size] / (size - 1) * 2 - 1
+    yy, xx = _grid(size)
     cx, cy = 0.25 * np.tanh(low[4]), 0.25 * np.tanh(low[5])
     radius = 0.35 + 0.25 * _sig(low[3])
     aspect = 1.0 + 0.35 * np.tanh(sem[1])
@@ -245,8 +253,18 @@ def render_image(latent: np.ndarray, category: int, size: int, seed: int) -> np.
     mx, my = 0.5 * np.tanh(sem[6]), -0.5 * abs(np.tanh(sem[7]))
     mark = np.hypot(x - mx, y - my) < 0.18 + 0.08 * _sig(sem[8])
     img = np.where((mark & mask)[..., None], 1.0 - fg, img)
-    noise = _rng(seed).normal(0, 0.03, img.shape)
+    noise = _rng(seed).standard_normal(img.shape, dtype=np.float32) * 0.03
     return (np.clip(img + noise, 0, 1) * 255).astype(np.uint8)
+
+
+def _render_batch(args) -> None:
+    """Render and save a batch of images (runs in a worker process for large image sets)."""
+    from PIL import Image
+
+    latents, categories, paths, size, seeds = args
+    for lat, cat, path, seed in zip(latents, categories, paths, seeds):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(render_image(lat, int(cat), size, int(seed))).save(path, quality=90)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -458,29 +476,48 @@ def ceiling_scores(subject: Subject, queries: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _write_images(world: World, image_dir: Path, seed: int) -> None:
-    from PIL import Image
+def _write_images(world: World, image_dir: Path, seed: int, progress: bool = True) -> None:
+    """Render every image to JPEG in the THINGS folder layout and write ``image_metadata.npy``.
+
+    Large sets are rendered by one worker process per core in fixed batches (same files whatever the core count).
+    """
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
     from tqdm.auto import tqdm
 
     from eegdecode.data.image_set import write_image_metadata
 
     meta = {}
+    jobs = []
     for split, sub in (("train", "training_images"), ("test", "test_images")):
         folders = world.folder_names(split)
         files = world.file_names(split)
         latent = world.train_latent if split == "train" else world.test_latent
         concept_of = world.train_image_concept if split == "train" else world.test_image_concept
         per = world.preset.images_per_concept if split == "train" else 1
-        for i in tqdm(range(len(files)), desc=f"images {split}", leave=False, mininterval=2):
-            folder = image_dir / sub / folders[i // per]
-            folder.mkdir(parents=True, exist_ok=True)
-            arr = render_image(latent[i], int(world.concept_cat[concept_of[i]]), world.preset.image_size, seed * 7919 + i)
-            Image.fromarray(arr).save(folder / files[i], quality=90)
-        things = [f"{c + 1:05d}_{world.concept_names[c]}" for c in concept_of]
+        paths = [str(image_dir / sub / folders[i // per] / files[i]) for i in range(len(files))]
+        cats = world.concept_cat[concept_of]
+        offset = 0 if split == "train" else 10**7
+        for start in range(0, len(files), 500):
+            sl = slice(start, start + 500)
+            seeds = seed * 7919 + offset + np.arange(len(files))[sl]
+            jobs.append((latent[sl], cats[sl], paths[sl], world.preset.image_size, seeds))
         key = "train" if split == "train" else "test"
         meta[f"{key}_img_concepts"] = [folders[i // per] for i in range(len(files))]
         meta[f"{key}_img_files"] = files
-        meta[f"{key}_img_concepts_THINGS"] = things
+        meta[f"{key}_img_concepts_THINGS"] = [f"{c + 1:05d}_{world.concept_names[c]}" for c in concept_of]
+    n_workers = min(len(jobs), os.cpu_count() or 1)
+    bar = tqdm(total=len(jobs), desc="images", disable=not progress, leave=False)
+    if n_workers > 1 and len(jobs) > 2:
+        with ProcessPoolExecutor(n_workers) as pool:
+            for _ in pool.map(_render_batch, jobs):
+                bar.update()
+    else:
+        for job in jobs:
+            _render_batch(job)
+            bar.update()
+    bar.close()
     write_image_metadata(image_dir / "image_metadata.npy", meta)
 
 
@@ -493,14 +530,17 @@ def simulate_dataset(
     overwrite: bool = False,
     write_images: bool = True,
     progress: bool = True,
+    on_subject: Callable[[str, Subject, np.ndarray], dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
     """Write a simulated THINGS-EEG2 data set under ``out`` and return its description (also ``simulation.json``).
 
     Written: ``Preprocessed_data_250Hz/sub-XX/preprocessed_eeg_{training,test}.npy`` (pickled dicts, float64 by
     default as in the release, float32 on request, the 300-value ``times``), ``image_set/`` (JPEGs and
     ``image_metadata.npy``), ``features/reference/`` (reference embeddings in the feature-store format),
-    ``simulation/latents_{train,test}.npy`` (ground truth) and ``simulation.json``. The retrieval ceiling is computed
-    separately (:func:`eegdecode.evaluation.ceiling.simulated_ceiling`).
+    ``simulation/latents_{train,test}.npy`` (ground truth) and ``simulation.json``.
+
+    ``on_subject(name, subject, test_data)`` is called with each subject's test array while it is in memory (the
+    ``simulate`` command computes the retrieval ceiling there); what it returns is stored in ``simulation.json``.
     """
     from tqdm.auto import tqdm
 
@@ -520,7 +560,7 @@ def simulate_dataset(
     world = World(preset, seed)
     log.info("simulating THINGS-EEG2 (%s, %d subject(s)) into %s", preset_name, n_subjects, out)
     if write_images:
-        _write_images(world, paths.image_set_dir, seed)
+        _write_images(world, paths.image_set_dir, seed, progress)
     train_names = [f"training_images/{f}/{n}" for f, n in zip(
         [world.folder_names("train")[i // preset.images_per_concept] for i in range(len(world.train_latent))],
         world.file_names("train"))]  # fmt: skip
@@ -556,8 +596,14 @@ def simulate_dataset(
                 rng = _rng(seed, 30, s, code, k)
                 data[start : start + CHUNK] = subj.trials(latent[start : start + CHUNK], reps, rng)
             write_preprocessed_file(split_file(paths.subject_dir(name), split), data, list(THINGS_EEG2_CHANNELS), TIMES_FULL)
-            del data
+            if split == "train":
+                del data
         subjects_info[name] = {"snr": subj.snr(), "alpha_hz": subj._params["alpha_freq"]}
+        if on_subject is not None:
+            extra = on_subject(name, subj, data)
+            if extra:
+                subjects_info[name].update(extra)
+        del data
         log.info("%s written (single-trial SNR %s)", name, subjects_info[name]["snr"])
 
     desc = {

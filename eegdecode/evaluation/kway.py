@@ -286,6 +286,21 @@ def kway_accuracy(
         Scores per k (mean and standard deviation over draws, chance levels) and each query's full-gallery rank.
     """
     scores_matrix = similarity_matrix(query, gallery, metric)
+    return kway_from_scores(scores_matrix, ks=ks, n_draws=n_draws, seed=seed, topk=topk, names=names, metric=metric)
+
+
+def kway_from_scores(
+    scores_matrix: Any,
+    ks: Sequence[int] = DEFAULT_KS,
+    n_draws: int = 100,
+    seed: int = 0,
+    topk: Sequence[int] = (1, 5),
+    names: Sequence[str] | None = None,
+    metric: str = "precomputed",
+) -> KWayResult:
+    """k-way accuracy from a precomputed (n_queries, n_items) score matrix, higher = better, whose diagonal holds
+    the correct pairs (e.g. log-likelihoods of an ideal decoder). Arguments as in :func:`kway_accuracy`."""
+    scores_matrix = _as_float64("scores_matrix", scores_matrix)
     n_items = scores_matrix.shape[0]
     if scores_matrix.shape[1] != n_items:
         raise ValueError(

@@ -1,0 +1,48 @@
+"""The retrieval ceiling of a simulated data set.
+
+The simulator knows every test image's noise-free response and the noise covariance, so the ideal decoder (Gaussian
+log-likelihood of the query under each candidate's template) gives the best k-way accuracy any model could reach on
+that data. ``eegdecode simulate`` writes it to ``ceiling.json``; tables print it beside each model's score.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eegdecode.data.paths import subject_name
+from eegdecode.data.simulate import Subject, ceiling_scores
+from eegdecode.evaluation.kway import KWayResult, kway_from_scores, standard_ks
+from eegdecode.io import read_json, write_json
+
+
+def ceiling_kway(subject: Subject, test: np.ndarray, n_reps: int | None = None, n_draws: int = 100, seed: int = 0) -> KWayResult:
+    """k-way accuracy of the ideal decoder on test data (n_images, n_reps, chans, times), the first ``n_reps``
+    repetitions averaged (all when ``None``)."""
+    queries = test[:, : n_reps or test.shape[1]].mean(axis=1)
+    scores = ceiling_scores(subject, queries)
+    return kway_from_scores(scores, ks=standard_ks(len(queries)), n_draws=n_draws, seed=seed, metric="ideal-decoder")
+
+
+def ceiling_record(subject: Subject, test: np.ndarray, n_draws: int = 100, seed: int = 0) -> dict[str, Any]:
+    """What ``ceiling.json`` stores for one subject: all repetitions averaged, and single trials."""
+    return {
+        "n_reps_averaged": int(test.shape[1]),
+        "kway": ceiling_kway(subject, test, None, n_draws, seed).to_dict(),
+        "single_trial": ceiling_kway(subject, test, 1, n_draws, seed).to_dict(),
+    }
+
+
+def write_ceiling(root: str | Path, records: dict[str, dict[str, Any]]) -> Path:
+    return write_json(Path(root) / "ceiling.json", {"format": "eegdecode-ceiling/1", "subjects": records})
+
+
+def load_ceiling(root: str | Path, subject: int | str) -> KWayResult | None:
+    """The ceiling of one subject of a simulated data set, or ``None`` for real data (no ``ceiling.json``)."""
+    path = Path(root) / "ceiling.json"
+    if not path.exists():
+        return None
+    rec = read_json(path)["subjects"].get(subject_name(subject))
+    return None if rec is None else KWayResult.from_dict(rec["kway"])
