@@ -1,0 +1,500 @@
+"""One training loop for every registered encoder.
+
+Read top to bottom: configuration, data, model, optimiser, loop (train -> validate -> checkpoint), then a single
+test evaluation with the checkpoint chosen on validation. The same code runs on one device or under ``torchrun``
+(DistributedDataParallel; NCCL on GPU, gloo on CPU); contrastive losses see the global batch through a
+differentiable all-gather, so N processes optimise the same objective as one.
+
+Model selection never looks at the test set: the best epoch is the one with the highest validation top-1 accuracy
+on held-out *training concepts*. Per-epoch test curves exist only behind ``eval_test_every_epoch``, logged under
+``test_monitor_*`` and labelled as not for model selection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from eegdecode import __version__
+from eegdecode.data.datasets import (
+    DataOptions,
+    Fold,
+    SubjectData,
+    TrialDataset,
+    averaged_eeg,
+    image_concepts_from_counts,
+    images_of,
+    make_loader,
+    split_concepts,
+)
+from eegdecode.data.paths import DatasetPaths
+from eegdecode.embeddings.store import load_features
+from eegdecode.errors import OutputExistsError
+from eegdecode.evaluation.ceiling import load_ceiling
+from eegdecode.evaluation.kway import kway_accuracy, standard_ks
+from eegdecode.io import write_json
+from eegdecode.models import build_encoder, resolve_encoder_name
+from eegdecode.training.checkpoint import load_checkpoint, save_checkpoint
+from eegdecode.training.losses import build_loss
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; written in full to ``config.json``."""
+
+    model: str = "NervformerV2"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    features: str = "reference"
+    epochs: int = 40
+    batch_size: int = 1024
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_epochs: float = 0.0
+    cosine: bool = False
+    grad_clip: float | None = None
+    loss: str = "retrieval"
+    loss_options: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    early_stopping: int | None = None
+    val_k: int = 200
+    eval_draws: int = 100
+    eval_test_every_epoch: bool = False
+    num_workers: int = 0
+    wandb: bool = False
+    data: DataOptions = field(default_factory=DataOptions)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["model"] = resolve_encoder_name(self.model)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        d = dict(d)
+        data = d.pop("data", {}) or {}
+        if isinstance(data, dict):
+            if data.get("time_window") is not None:
+                data["time_window"] = tuple(data["time_window"])
+            if isinstance(data.get("channels"), list):
+                data["channels"] = tuple(data["channels"])
+            data = DataOptions(**data)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown training options {unknown}; known options are {sorted(known)}")
+        return cls(**d, data=data)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Small pieces
+# ------------------------------------------------------------------------------------------------------------
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return torch.device(device)
+
+
+def _dist() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _gather(x: torch.Tensor) -> torch.Tensor:
+    """All-gather along the batch with gradients flowing back to every rank's own slice."""
+    _, world = _dist()
+    if world == 1:
+        return x
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(x), dim=0)
+
+
+def lr_lambda(warmup_steps: int, total_steps: int, cosine: bool):
+    def factor(step: int) -> float:
+        if warmup_steps and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if cosine:
+            progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return 1.0
+
+    return factor
+
+
+@torch.no_grad()
+def embed(model: torch.nn.Module, eeg: np.ndarray, subject_layer: int, device: torch.device, batch: int = 256,
+          amp: bool = False) -> np.ndarray:  # fmt: skip
+    """Embeddings (n, dim) float32 of EEG (n, chans, times), all through the given subject layer."""
+    model.eval()
+    out = []
+    for start in range(0, len(eeg), batch):
+        x = torch.as_tensor(np.asarray(eeg[start : start + batch], dtype=np.float32), device=device)
+        sub = torch.full((len(x),), subject_layer, dtype=torch.long, device=device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+            out.append(model(x, sub).float().cpu())
+    return torch.cat(out).numpy()
+
+
+class _TrialRows:
+    """Single trials of selected images as a lazily read (n_images * n_reps, chans, times) array (for ridge)."""
+
+    def __init__(self, subject: SubjectData, images: np.ndarray, unit: str):
+        self.subject, self.images, self.unit = subject, np.asarray(images), unit
+        self.n_reps = subject.cache.train.shape[1] if unit == "trial" else 1
+        self.shape = (self.images.size * self.n_reps, subject.n_chans, subject.n_times)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, sl: slice) -> np.ndarray:
+        rows = np.arange(self.shape[0])[sl]
+        if self.unit == "trial":
+            return self.subject.read("train", self.images[rows // self.n_reps], rows % self.n_reps)
+        return self.subject.read("train", self.images[rows])
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The run
+# ------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FoldData:
+    train_subjects: list[SubjectData]
+    test_subjects: list[SubjectData]
+    image_concept: np.ndarray
+    train_images: np.ndarray
+    val_images: np.ndarray
+    train_feats: Any
+    test_feats: Any
+
+
+def load_fold_data(paths: DatasetPaths, fold: Fold, cfg: TrainConfig) -> FoldData:
+    feats_dir = paths.features_dir(cfg.features) if not Path(cfg.features).is_dir() else Path(cfg.features)
+    train_feats = load_features(feats_dir, "train")
+    test_feats = load_features(feats_dir, "test")
+    train_subjects = [SubjectData.open(paths, s, cfg.data) for s in fold.train_subjects]
+    test_subjects = [SubjectData.open(paths, s, cfg.data) for s in fold.test_subjects]
+    n_images = train_subjects[0].cache.train.shape[0]
+    if train_feats.image.shape[0] != n_images:
+        from eegdecode.errors import DataFormatError
+
+        raise DataFormatError(
+            feats_dir / "image_features_train.npy", "feature rows disagree with the EEG's training images", n_images, train_feats.image.shape[0]
+        )
+    image_concept = image_concepts_from_counts(n_images, train_feats.text.shape[0], feats_dir)
+    train_c, val_c = split_concepts(train_feats.text.shape[0], cfg.data.val_fraction, cfg.data.val_seed)
+    return FoldData(
+        train_subjects, test_subjects, image_concept, images_of(train_c, image_concept), images_of(val_c, image_concept),
+        train_feats, test_feats,
+    )  # fmt: skip
+
+
+def _validate(model, fd: FoldData, fold: Fold, cfg: TrainConfig, device, amp) -> dict[str, float]:
+    """Validation top-1/top-5 at k = min(val_k, n_val_images), averaged over training subjects."""
+    if fd.val_images.size < 2:
+        return {}
+    gallery = fd.train_feats.image[fd.val_images]
+    k = min(cfg.val_k, fd.val_images.size)
+    top1, top5 = [], []
+    for s in fd.train_subjects:
+        q = averaged_eeg(s, "train", fd.val_images)
+        res = kway_accuracy(embed(model, q, fold.subject_layer[s.name], device, amp=amp), gallery, ks=(k,),
+                            n_draws=20, seed=cfg.seed)  # fmt: skip
+        top1.append(res.scores[k].top1_mean)
+        if res.scores[k].top5_mean is not None:
+            top5.append(res.scores[k].top5_mean)
+    out = {"val_k": k, "val_top1": float(np.mean(top1))}
+    if top5:
+        out["val_top5"] = float(np.mean(top5))
+    return out
+
+
+def evaluate_test(model, fd: FoldData, fold: Fold, cfg: TrainConfig, device, gallery: str = "image") -> dict[str, Any]:
+    """k-way test results per test subject (queries averaged over ``cfg.data.test_reps`` repetitions)."""
+    gal = fd.test_feats.image if gallery == "image" else fd.test_feats.text
+    out = {}
+    for s in fd.test_subjects:
+        q = averaged_eeg(s, "test", n_reps=cfg.data.test_reps)
+        emb = embed(model, q, fold.subject_layer.get(s.name, 0), device, amp=cfg.amp)
+        if gal.shape[0] != emb.shape[0]:
+            raise ValueError(f"{gal.shape[0]} test {gallery} embeddings but {emb.shape[0]} test EEG images")
+        res = kway_accuracy(emb, gal, ks=standard_ks(len(emb)), n_draws=cfg.eval_draws, seed=cfg.seed)
+        out[s.name] = res
+    return out
+
+
+def prepare_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
+    if run_dir.exists() and any(run_dir.iterdir()) and not (overwrite or resume):
+        raise OutputExistsError(run_dir, "--overwrite (start again) or --resume (continue)")
+    if overwrite and run_dir.exists():
+        import shutil
+
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def train_fold(
+    cfg: TrainConfig,
+    paths: DatasetPaths,
+    fold: Fold,
+    run_dir: str | Path,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    stop_after_epoch: int | None = None,
+) -> dict[str, Any]:
+    """Train one fold and evaluate it on its test subject(s); returns the content of ``results.json``.
+
+    ``stop_after_epoch`` ends the loop early without evaluating (used to test ``resume``).
+    """
+    rank, world = _dist()
+    run_dir = Path(run_dir)
+    if rank == 0:
+        prepare_run_dir(run_dir, overwrite, resume)
+    if world > 1:
+        dist.barrier()
+    device = resolve_device(cfg.device)
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    seed_everything(cfg.seed)
+    fd = load_fold_data(paths, fold, cfg)
+    n_chans, n_times = fd.train_subjects[0].n_chans, fd.train_subjects[0].n_times
+    name = resolve_encoder_name(cfg.model)
+    model = build_encoder(name, n_chans, n_times, fd.train_feats.image.shape[1], n_subjects=fold.n_subject_layers,
+                          **cfg.model_options).to(device)  # fmt: skip
+    resolved = {
+        **cfg.to_dict(), "fold": dataclasses.asdict(fold), "n_chans": n_chans, "n_times": n_times,
+        "ch_names": fd.train_subjects[0].ch_names, "data_root": str(paths.root), "release": paths.release,
+        "n_train_images": int(fd.train_images.size), "n_val_images": int(fd.val_images.size),
+        "n_parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+        "world_size": world, "eegdecode_version": __version__, "torch_version": torch.__version__,
+    }  # fmt: skip
+    if rank == 0:
+        write_json(run_dir / "config.json", resolved)
+
+    if name == "ridge":
+        return _fit_ridge(model, cfg, fd, fold, run_dir, device, resolved)
+
+    loss_fn = build_loss(cfg.loss, **cfg.loss_options)
+    dataset = TrialDataset(fd.train_subjects, fd.train_images, fd.image_concept,
+                           [fold.subject_layer[s.name] for s in fd.train_subjects], cfg.data.train_unit)  # fmt: skip
+    local_batch = max(1, cfg.batch_size // world)
+    steps_per_epoch = max(1, len(dataset) // (local_batch * world))
+    ddp_model = model
+    if world > 1:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(int(cfg.warmup_epochs * steps_per_epoch), cfg.epochs * steps_per_epoch, cfg.cosine)
+    )
+    img_feats = torch.as_tensor(np.asarray(fd.train_feats.image), dtype=torch.float32)
+    txt_feats = torch.as_tensor(np.asarray(fd.train_feats.text), dtype=torch.float32)
+    amp = cfg.amp and device.type == "cuda"
+    ckpt = run_dir / "checkpoints"
+    start_epoch, best, best_epoch, bad_epochs, step = 0, -1.0, -1, 0, 0
+    if resume and (ckpt / "last.json").exists():
+        info = load_checkpoint(ckpt, "last", model, optimizer, scheduler, restore_rng=True, map_location=device)
+        start_epoch, best, best_epoch = info["epoch"] + 1, info["best_val"], info["best_epoch"]
+        bad_epochs, step = info["bad_epochs"], info["step"]
+        log.info("resuming %s after epoch %d", run_dir, info["epoch"])
+    wandb_run = _init_wandb(cfg, resolved, run_dir) if (cfg.wandb and rank == 0) else None
+
+    metrics_path = run_dir / "metrics.jsonl"
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        ddp_model.train()
+        # The data order depends only on (seed, epoch): a resumed run sees the same batches.
+        if world > 1:
+            sampler = torch.utils.data.DistributedSampler(dataset, world, rank, shuffle=True, seed=cfg.seed, drop_last=True)
+            sampler.set_epoch(epoch)
+            loader = torch.utils.data.DataLoader(dataset, batch_size=local_batch, sampler=sampler, drop_last=True,
+                                                 collate_fn=lambda b: b, num_workers=cfg.num_workers)  # fmt: skip
+        else:
+            loader = make_loader(dataset, local_batch, shuffle=True, seed=cfg.seed * 100003 + epoch, num_workers=cfg.num_workers,
+                                 drop_last=len(dataset) > local_batch)  # fmt: skip
+        sums: dict[str, float] = {}
+        n_batches = 0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or rank != 0, leave=False)
+        for batch in bar:
+            x = batch["eeg"].to(device, non_blocking=True)
+            sub = batch["subject"].to(device)
+            img = img_feats[batch["image"]].to(device)
+            txt = txt_feats[batch["concept"]].to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                out = ddp_model(x, sub)
+            total, parts = loss_fn(_gather(out.float()), _gather(img), model.logit_scale, txt=_gather(txt))
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            n_batches += 1
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            bar.set_postfix(loss=f"{float(total):.3f}")
+        row: dict[str, Any] = {"epoch": epoch, "step": step, "lr": scheduler.get_last_lr()[0],
+                               "logit_scale": float(model.logit_scale.exp()), "seconds": 0.0}  # fmt: skip
+        row.update({f"train_{k}": v / max(1, n_batches) for k, v in sums.items()})
+        if rank == 0:
+            row.update(_validate(model, fd, fold, cfg, device, amp))
+            if cfg.eval_test_every_epoch:
+                for sname, res in evaluate_test(model, fd, fold, cfg, device).items():
+                    kmax = max(res.ks)
+                    row[f"test_monitor_{sname}_top1_{kmax}way"] = res.scores[kmax].top1_mean
+                row["test_monitor_note"] = "test-set monitoring only; never used for model selection"
+        score = row.get("val_top1", -epoch)  # no validation split: keep the last epoch
+        improved = score > best
+        if improved:
+            best, best_epoch, bad_epochs = score, epoch, 0
+        else:
+            bad_epochs += 1
+        row["seconds"] = time.perf_counter() - t0
+        if rank == 0:
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            info = {"epoch": epoch, "step": step, "best_val": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
+                    "model": name, "config_sha": _digest(resolved)}  # fmt: skip
+            if improved:
+                save_checkpoint(ckpt, "best", model, info)
+            save_checkpoint(ckpt, "last", model, info, optimizer, scheduler)
+            if wandb_run is not None:
+                wandb_run.log(row, step=step)
+            log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items() if isinstance(v, float)})
+        if world > 1:
+            dist.barrier()
+        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+            return {}
+        if cfg.early_stopping and bad_epochs >= cfg.early_stopping:
+            log.info("early stopping after epoch %d (best epoch %d)", epoch + 1, best_epoch + 1)
+            break
+
+    if rank != 0:
+        return {}
+    load_checkpoint(ckpt, "best", model, map_location=device)
+    results = _results(model, fd, fold, cfg, device, resolved, best_epoch, best)
+    write_json(run_dir / "results.json", results)
+    plot_training_curves(metrics_path, run_dir / "training_curves.png")
+    if wandb_run is not None:
+        wandb_run.finish()
+    return results
+
+
+def _results(model, fd, fold, cfg, device, resolved, best_epoch, best_val) -> dict[str, Any]:
+    tests = evaluate_test(model, fd, fold, cfg, device)
+    subjects = {}
+    for sname, res in tests.items():
+        entry: dict[str, Any] = {"kway": res.to_dict()}
+        ceiling = load_ceiling(resolved["data_root"], sname)
+        if ceiling is not None:
+            entry["ceiling"] = ceiling.to_dict()
+        subjects[sname] = entry
+    first = next(iter(subjects.values()))
+    return {
+        "format": "eegdecode-results/1",
+        "model": resolved["model"],
+        "protocol": fold.protocol,
+        "fold": fold.name,
+        "subject": fold.test_subjects[0] if len(fold.test_subjects) == 1 else fold.name,
+        "seed": cfg.seed,
+        "selected_epoch": best_epoch,
+        "selected_by": f"validation top-1 at k={min(cfg.val_k, int(fd.val_images.size))} on held-out training concepts",
+        "val_top1": best_val,
+        "test_reps": cfg.data.test_reps,
+        "kway": first["kway"],
+        **({"ceiling": first["ceiling"]} if "ceiling" in first else {}),
+        "subjects": subjects,
+        "simulated": (Path(resolved["data_root"]) / "simulation.json").exists(),
+    }
+
+
+def _fit_ridge(model, cfg, fd: FoldData, fold: Fold, run_dir: Path, device, resolved) -> dict[str, Any]:
+    """Closed-form baseline: fit on training trials, choose alpha on validation, evaluate once on test."""
+    if len(fd.train_subjects) != 1:
+        raise ValueError("the ridge baseline is fitted per subject (protocol intra)")
+    s = fd.train_subjects[0]
+    x_train = _TrialRows(s, fd.train_images, cfg.data.train_unit)
+    reps = x_train.n_reps
+    y_train = np.repeat(np.asarray(fd.train_feats.image)[fd.train_images], reps, axis=0)
+    x_val = averaged_eeg(s, "train", fd.val_images)
+    y_val = np.asarray(fd.train_feats.image)[fd.val_images]
+    model.fit(x_train, y_train, x_val, y_val, **cfg.model_options.get("fit", {}))
+    report = getattr(model, "fit_report_", None)
+    save_checkpoint(run_dir / "checkpoints", "best", model, {"epoch": 0, "model": "ridge", "fit_report": report})
+    results = _results(model, fd, fold, cfg, device, resolved, 0, float("nan"))
+    write_json(run_dir / "results.json", results)
+    return results
+
+
+def _digest(d: dict[str, Any]) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _init_wandb(cfg: TrainConfig, resolved: dict[str, Any], run_dir: Path):
+    import wandb
+
+    # Offline unless the user configured a mode (WANDB_MODE) themselves; never an API key in code.
+    os.environ.setdefault("WANDB_MODE", "offline")
+    return wandb.init(project="eegdecode", config=resolved, dir=str(run_dir), name=run_dir.name)
+
+
+def plot_training_curves(metrics_path: Path, out: Path) -> Path | None:
+    """Training loss and validation accuracy per epoch, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line.strip()]
+    if not rows:
+        return None
+    ep = [r["epoch"] + 1 for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    axes[0].plot(ep, [r.get("train_total", np.nan) for r in rows], marker="o")
+    axes[0].set(xlabel="epoch", ylabel="training loss", title="training loss")
+    if any("val_top1" in r for r in rows):
+        k = rows[-1].get("val_k", "")
+        axes[1].plot(ep, [100 * r.get("val_top1", np.nan) for r in rows], marker="o", label="validation")
+        axes[1].axhline(100 / k if k else np.nan, color="grey", ls="--", label="chance")
+        axes[1].set(xlabel="epoch", ylabel="top-1 %", title=f"validation {k}-way top-1 (model selection)")
+        axes[1].legend()
+    fig.tight_layout()
+    from eegdecode.io import atomic_path
+
+    with atomic_path(out, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    return out
