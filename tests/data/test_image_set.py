@@ -149,7 +149,9 @@ def test_metadata_length_mismatch_names_file_expected_and_found(image_root):
     for key in ("train_img_concepts", "train_img_files", "train_img_concepts_THINGS"):
         metadata[key] = metadata[key][:-1]
     path = write_image_metadata(image_root / "image_metadata.npy", metadata)
-    with pytest.raises(DataFormatError, match=r"image_metadata\.npy.*train_img_concepts.*expected 9 .*found 8") as err:
+    with pytest.raises(
+        DataFormatError, match=r"image_metadata\.npy.*train_img_concepts.*expected 9 .*found 8"
+    ) as err:
         read_image_metadata(path, image_set=images)
     assert err.value.path == path
     read_image_metadata(path)  # without folders only the internal consistency is checked
@@ -159,7 +161,7 @@ def test_metadata_order_mismatch_names_the_entry(image_root):
     images = ImageSet(image_root)
     metadata = build_image_metadata(images)
     metadata["test_img_files"] = metadata["test_img_files"][::-1]
-    path = write_image_metadata(image_root / "image_metadata.npy", metadata)
+    write_image_metadata(image_root / "image_metadata.npy", metadata)
     with pytest.raises(DataFormatError, match=r"test_img_files\[0\].*expected aircraft_carrier_01b\.jpg"):
         images.read_metadata()
 
