@@ -17,7 +17,11 @@ from PIL import Image
 from eegdecode.commands import features as features_command
 from eegdecode.data.image_set import ImageSet
 from eegdecode.embeddings import clip_features
-from eegdecode.embeddings.clip_features import compute_features, register_open_clip_config, resolve_clip_weights
+from eegdecode.embeddings.clip_features import (
+    compute_features,
+    register_open_clip_config,
+    resolve_clip_weights,
+)
 from eegdecode.embeddings.store import image_list_digest, load_features, read_feature_meta, save_features
 from eegdecode.errors import DataFormatError, MissingFileError, OutputExistsError, WeightsNotFoundError
 
@@ -87,13 +91,17 @@ def test_shapes_provenance_and_known_answer(tiny, image_root, tmp_path):
     model.eval()
     with torch.no_grad(), Image.open(split.image_paths[4]) as img:
         expected_image = model.encode_image(preprocess_val(img.convert("RGB"))[None])[0].numpy()
-        expected_text = model.encode_text(open_clip.get_tokenizer(TINY)(["This picture is ice cream cone"]))[0].numpy()
+        expected_text = model.encode_text(open_clip.get_tokenizer(TINY)(["This picture is ice cream cone"]))[
+            0
+        ].numpy()
     assert split.relative_names[4] == "training_images/00002_abacus/abacus_02s.jpg"
     np.testing.assert_allclose(train.image[4], expected_image, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(train.text[2], expected_text, rtol=1e-5, atol=1e-6)
     # Stored unnormalised: the raw encoder norms, not 1.
     assert not np.allclose(np.linalg.norm(train.image, axis=1), 1.0, atol=1e-2)
-    np.testing.assert_allclose(np.linalg.norm(load_features(out, "train", normalise=True).image, axis=1), 1, atol=1e-6)
+    np.testing.assert_allclose(
+        np.linalg.norm(load_features(out, "train", normalise=True).image, axis=1), 1, atol=1e-6
+    )
 
 
 def test_two_runs_are_identical_and_batching_keeps_order(tiny, image_root, tmp_path):
@@ -101,14 +109,18 @@ def test_two_runs_are_identical_and_batching_keeps_order(tiny, image_root, tmp_p
     second = load_features(_compute(image_root, tmp_path / "b", tiny["weights"]), "train")
     np.testing.assert_array_equal(first.image, second.image)
     np.testing.assert_array_equal(first.text, second.text)
-    other_batches = load_features(_compute(image_root, tmp_path / "c", tiny["weights"], batch_size=2), "train")
+    other_batches = load_features(
+        _compute(image_root, tmp_path / "c", tiny["weights"], batch_size=2), "train"
+    )
     np.testing.assert_allclose(other_batches.image, first.image, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(other_batches.text, first.text, rtol=1e-4, atol=1e-5)
     # The rows differ from image to image, so an order mix-up would have shown.
     assert np.abs(first.image[0] - first.image[1]).max() > 1e-3
 
 
-def test_second_call_reuses_the_store_without_loading_the_model(tiny, image_root, tmp_path, monkeypatch, caplog):
+def test_second_call_reuses_the_store_without_loading_the_model(
+    tiny, image_root, tmp_path, monkeypatch, caplog
+):
     out = _compute(image_root, tmp_path / "features", tiny["weights"])
     before = _mtimes(out)
 
@@ -211,7 +223,9 @@ def test_failed_rebuild_leaves_the_old_store_intact(tiny, image_root, tmp_path, 
 def test_refuses_to_overwrite_a_simulator_store(tiny, image_root, tmp_path):
     out = tmp_path / "features"
     rng = np.random.default_rng(0)
-    save_features(out, {"test": (rng.normal(size=(2, 1024)), rng.normal(size=(2, 1024)))}, {"source": "simulator"})
+    save_features(
+        out, {"test": (rng.normal(size=(2, 1024)), rng.normal(size=(2, 1024)))}, {"source": "simulator"}
+    )
     assert load_features(out, "test").meta["source"] == "simulator"
     with pytest.raises(OutputExistsError, match="--force"):
         _compute(image_root, out, tiny["weights"])
@@ -255,7 +269,10 @@ def test_default_tag_needs_the_local_hugging_face_cache(tmp_path):
     assert resolved.provenance["kind"] == "tag" and resolved.provenance["tag"] == "laion2b_s32b_b79k"
     assert resolved.provenance["size"] == len(b"not really weights")
     assert resolved.load_kwargs["image_interpolation"] == "bicubic"
-    assert "sha256" in resolve_clip_weights("ViT-H-14", None, hf_cache_dir=tmp_path / "hub", hash_weights=True).provenance
+    assert (
+        "sha256"
+        in resolve_clip_weights("ViT-H-14", None, hf_cache_dir=tmp_path / "hub", hash_weights=True).provenance
+    )
 
 
 def _parse(argv):
@@ -271,7 +288,10 @@ def test_command_defaults_come_from_the_data_root(tiny, tmp_path, monkeypatch):
         ["--model", TINY, "--clip-weights", str(tiny["weights"]), "--device", "cpu", "--batch-size", "5",
          "--open-clip-config", str(tiny["folder"] / f"{TINY}.json")]
     )  # fmt: skip
-    assert features_command.resolve_paths(args) == (tmp_path / "data" / "image_set", tmp_path / "data" / "features" / TINY)
+    assert features_command.resolve_paths(args) == (
+        tmp_path / "data" / "image_set",
+        tmp_path / "data" / "features" / TINY,
+    )
     assert features_command.run(args) == 0
     meta = read_feature_meta(tmp_path / "data" / "features" / TINY)
     assert meta["model"] == TINY and meta["splits"]["train"]["batch_size"] == 5
