@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import difflib
 import hashlib
 import json
 import logging
@@ -245,10 +246,11 @@ def check_model(model: str) -> None:
     open_clip = _open_clip()
     known = open_clip.list_models()
     if model not in known:
+        close = difflib.get_close_matches(model, known, n=5, cutoff=0.5)
         raise ValueError(
-            f"Invalid value for model: {model!r} is not an open_clip model config; register a config file with "
-            f"--open-clip-config (open_clip.add_model_config), or choose one of e.g. {known[:8]} "
-            f"({len(known)} known; `open_clip.list_models()` lists them all)"
+            f"Invalid value for model: {model!r} is not an open_clip model config; "
+            f"{f'close names: {close}; ' if close else ''}register a config file with --open-clip-config "
+            f"(open_clip.add_model_config) or pick one of `open_clip.list_models()` ({len(known)} known)"
         )
 
 
@@ -257,11 +259,16 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except (RuntimeError, TypeError) as err:
         raise ValueError(
             f"Invalid value for device: {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'"
         ) from err
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"Invalid value for device: {device!r}; CUDA is not available here, use 'cpu' or 'auto'"
+        )
+    return resolved
 
 
 def load_clip_model(model: str, weights: ResolvedWeights, device: torch.device | str = "cpu"):

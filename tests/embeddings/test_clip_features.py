@@ -305,3 +305,20 @@ def test_command_defaults_come_from_the_data_root(tiny, tmp_path, monkeypatch):
     bad_config.write_text(json.dumps({"embed_dim": 8}))
     with pytest.raises(DataFormatError, match=r"bad\.json.*vision_cfg"):
         features_command.run(_parse(["--open-clip-config", str(bad_config), "--image-set", str(tmp_path)]))
+
+
+def test_bad_arguments_name_the_parameter(tiny, image_root, tmp_path):
+    with pytest.raises(ValueError, match=r"'ViT-H14'.*close names: \[.*'ViT-H-14'"):
+        clip_features.check_model("ViT-H14")
+    with pytest.raises(ValueError, match="device: 'gpu'"):
+        _compute(image_root, tmp_path / "f", tiny["weights"], device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            clip_features.resolve_device("cuda")
+    with pytest.raises(ValueError, match="batch_size"):
+        _compute(image_root, tmp_path / "f", tiny["weights"], batch_size=0)
+    with pytest.raises(ValueError, match="splits"):
+        _compute(image_root, tmp_path / "f", tiny["weights"], splits=("validation",))
+    with pytest.raises(ValueError, match="prompt_template"):
+        _compute(image_root, tmp_path / "f", tiny["weights"], prompt_template="This picture is")
+    assert not (tmp_path / "f").exists()
