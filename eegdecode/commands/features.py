@@ -56,7 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     parser.add_argument(
-        "--num-workers", type=int, default=0, help="JPEG-decoding worker processes (default: %(default)s)"
+        "--num-workers",
+        type=int,
+        default=None,
+        help="JPEG-decoding worker processes (default: 0 on CPU, up to 8 on GPU)",
     )
     parser.add_argument(
         "--splits", nargs="+", choices=("train", "test"), default=["train", "test"], help="splits to compute"

@@ -114,6 +114,10 @@ def test_two_runs_are_identical_and_batching_keeps_order(tiny, image_root, tmp_p
     )
     np.testing.assert_allclose(other_batches.image, first.image, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(other_batches.text, first.text, rtol=1e-4, atol=1e-5)
+    with_workers = load_features(
+        _compute(image_root, tmp_path / "d", tiny["weights"], num_workers=1), "train"
+    )
+    np.testing.assert_array_equal(with_workers.image, first.image)
     # The rows differ from image to image, so an order mix-up would have shown.
     assert np.abs(first.image[0] - first.image[1]).max() > 1e-3
 
@@ -322,3 +326,11 @@ def test_bad_arguments_name_the_parameter(tiny, image_root, tmp_path):
     with pytest.raises(ValueError, match="prompt_template"):
         _compute(image_root, tmp_path / "f", tiny["weights"], prompt_template="This picture is")
     assert not (tmp_path / "f").exists()
+
+
+def test_corrupt_image_names_the_file(tiny, image_root, tmp_path):
+    bad = image_root / "test_images" / "00002_antelope" / "antelope_01b.jpg"
+    bad.write_bytes(b"this is not a JPEG")
+    with pytest.raises(DataFormatError, match=r"antelope_01b\.jpg.*cannot be read as an image"):
+        _compute(image_root, tmp_path / "features", tiny["weights"])
+    assert not (tmp_path / "features" / "features.json").exists()
