@@ -605,9 +605,8 @@ def compute_features(
                 "batch_size": batch_size,
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             }
-        transform = " -> ".join(
-            type(t).__name__ for t in getattr(preprocess_val, "transforms", [preprocess_val])
-        )
+        # One line with sizes, interpolation and normalisation: enough to tell two transforms apart.
+        transform = " ".join(str(preprocess_val).split())
     else:
         transform = old_meta.get("transform")
 
