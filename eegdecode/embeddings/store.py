@@ -65,7 +65,9 @@ def save_features(
         img = np.asarray(img, dtype=np.float32)
         txt = np.asarray(txt, dtype=np.float32)
         if img.ndim != 2 or txt.ndim != 2 or img.shape[1] != txt.shape[1]:
-            raise ValueError(f"features of split {split!r} must be 2-D with equal widths, got {img.shape}, {txt.shape}")
+            raise ValueError(
+                f"features of split {split!r} must be 2-D with equal widths, got {img.shape}, {txt.shape}"
+            )
         if not (np.isfinite(img).all() and np.isfinite(txt).all()):
             raise ValueError(f"features of split {split!r} contain NaN or Inf")
         dims.add(img.shape[1])
