@@ -15,7 +15,10 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("simulate", "write a simulated THINGS-EEG2 data set in the real on-disk layout"),
     "prepare": ("prepare", "convert THINGS-EEG2 pickles once into a memory-mapped cache"),
-    "features": ("features", "compute (or import) CLIP image/text features of an image set"),
+    "features": ("features", "compute open_clip image/text features of an image set"),
+    "train": ("train", "train an encoder (intra / loso / joint) and evaluate it once on the test set"),
+    "evaluate": ("evaluate", "k-way retrieval of a trained run's checkpoint on the test set"),
+    "summarize": ("summarize", "mean ± sd tables over runs (subjects x seeds) per model and k"),
     "demo": ("demo", "run the whole pipeline on the built-in simulated data set"),
 }
 
@@ -51,4 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0 if args.command is None else 2
-    return int(args._run(args) or 0)
+    from eegdecode.errors import EEGDecodeError
+
+    try:
+        return int(args._run(args) or 0)
+    except EEGDecodeError as exc:
+        if args.verbose:
+            raise
+        print(f"eegdecode {args.command}: error: {exc}", file=sys.stderr)
+        return 2

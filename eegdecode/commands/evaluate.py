@@ -1,0 +1,56 @@
+"""``eegdecode evaluate``: score a trained run's checkpoint on the test set (k-way retrieval)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run folder (holds config.json and checkpoints/)")
+    p.add_argument("--checkpoint", default="best", help="checkpoint name (best or last)")
+    p.add_argument("--test-reps", type=int, help="test repetitions averaged per query (default: the run's setting)")
+    p.add_argument("--gallery", default="image", choices=("image", "text"), help="image retrieval or zero-shot classification by text")
+    p.add_argument("--n-draws", type=int, help="distractor draws per k (default: the run's setting)")
+    p.add_argument("--data-root", help="override the data root recorded in config.json")
+    p.add_argument("--device", default="auto")
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from eegdecode.data.datasets import Fold
+    from eegdecode.data.paths import DatasetPaths
+    from eegdecode.evaluation.ceiling import load_ceiling
+    from eegdecode.evaluation.kway import format_kway_table
+    from eegdecode.io import read_json, write_json
+    from eegdecode.models import build_encoder
+    from eegdecode.training.checkpoint import load_checkpoint
+    from eegdecode.training.trainer import TrainConfig, evaluate_test, load_fold_data, resolve_device
+
+    run_dir = Path(args.run)
+    resolved = read_json(run_dir / "config.json")
+    keys = {f.name for f in dataclasses.fields(TrainConfig)}
+    cfg = TrainConfig.from_dict({k: v for k, v in resolved.items() if k in keys})
+    if args.test_reps is not None:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, test_reps=args.test_reps))
+    if args.n_draws is not None:
+        cfg = dataclasses.replace(cfg, eval_draws=args.n_draws)
+    fold = Fold(**resolved["fold"])
+    paths = DatasetPaths(Path(args.data_root or resolved["data_root"]), resolved["release"])
+    device = resolve_device(args.device)
+    fd = load_fold_data(paths, fold, cfg)
+    model = build_encoder(cfg.model, resolved["n_chans"], resolved["n_times"], fd.test_feats.image.shape[1],
+                          n_subjects=fold.n_subject_layers, **{k: v for k, v in cfg.model_options.items() if k != "fit"}).to(device)  # fmt: skip
+    load_checkpoint(run_dir / "checkpoints", args.checkpoint, model, map_location=device)
+    results = evaluate_test(model, fd, fold, cfg, device, gallery=args.gallery)
+    out = {}
+    for sname, res in results.items():
+        ceiling = load_ceiling(paths.root, sname) if args.gallery == "image" else None
+        print(f"\n{cfg.model} | {sname} | checkpoint {args.checkpoint} | gallery {args.gallery} | test reps {cfg.data.test_reps or 'all'}")
+        print(format_kway_table(res, ceiling=ceiling))
+        out[sname] = res.to_dict()
+    name = f"evaluation_{args.checkpoint}_{args.gallery}_reps{cfg.data.test_reps or 'all'}.json"
+    write_json(run_dir / name, {"checkpoint": args.checkpoint, "gallery": args.gallery, "test_reps": cfg.data.test_reps, "subjects": out})
+    print(f"\nwritten {run_dir / name}")
+    return 0
