@@ -25,10 +25,10 @@ def _seed():
 def tiny_root(tmp_path_factory):
     """A simulated `tiny` THINGS-EEG2 data set with two subjects, written once per test session.
 
-    Tests must not modify it; copy what you need to change.
+    Tests must not modify it (the trainer may add its cache under cache/); copy what you need to change.
     """
-    from eegdecode.data.simulate import simulate_dataset
+    from eegdecode.evaluation.ceiling import simulate_with_ceiling
 
     root = tmp_path_factory.mktemp("sim_tiny")
-    simulate_dataset(root, "tiny", n_subjects=2, seed=0, progress=False)
+    simulate_with_ceiling(root, "tiny", n_subjects=2, seed=0, progress=False)
     return root

@@ -22,22 +22,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from eegdecode.data.simulate import simulate_dataset
-    from eegdecode.evaluation.ceiling import ceiling_record, write_ceiling
+    from eegdecode.evaluation.ceiling import simulate_with_ceiling
     from eegdecode.evaluation.kway import KWayResult, format_kway_table
 
-    records = {}
-
-    def on_subject(name, subject, test):
-        records[name] = ceiling_record(subject, test, seed=args.seed)
-        return None
-
     t0 = time.perf_counter()
-    desc = simulate_dataset(
+    out = simulate_with_ceiling(
         args.out, args.preset, n_subjects=args.subjects, seed=args.seed, dtype=args.dtype,
-        overwrite=args.overwrite, write_images=not args.no_images, on_subject=on_subject,
+        overwrite=args.overwrite, write_images=not args.no_images,
     )  # fmt: skip
-    write_ceiling(args.out, records)
+    desc, records = out["description"], out["ceiling"]
     print(f"Simulated THINGS-EEG2 ({desc['preset']}, {args.subjects} subject(s)) written to {args.out} in {time.perf_counter() - t0:.0f} s")
     for name, rec in records.items():
         print(f"\n{name}: retrieval ceiling of the ideal decoder (test averaged over {rec['n_reps_averaged']} repetitions)")

@@ -219,20 +219,59 @@ def _passthrough(batch):
     return batch
 
 
+class EpochBatchSampler(torch.utils.data.Sampler):
+    """Batches of one epoch from a permutation seeded by ``(seed, epoch)``.
+
+    With ``world`` processes, every global batch of ``batch_size`` samples is split into ``world`` equal slices and
+    rank ``r`` gets slice ``r``: gathered across processes, the batches are exactly those of a single process, so a
+    distributed run optimises the same sequence of batches. The order does not depend on anything but the seed and
+    the epoch, so a resumed run sees the same batches as an uninterrupted one.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int = 0, epoch: int = 0, rank: int = 0, world: int = 1,
+                 shuffle: bool = True, drop_last: bool = False):  # fmt: skip
+        if batch_size % world:
+            raise ValueError(f"batch_size {batch_size} must be divisible by the number of processes {world}")
+        self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, epoch
+        self.rank, self.world, self.shuffle = rank, world, shuffle
+        # A last, smaller batch is kept only when it splits evenly across processes.
+        self.drop_last = drop_last or (n % batch_size) % world != 0
+
+    def __iter__(self):
+        if self.shuffle:
+            order = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, 77])).permutation(self.n)
+        else:
+            order = np.arange(self.n)
+        local = self.batch_size // self.world
+        for start in range(0, self.n, self.batch_size):
+            batch = order[start : start + self.batch_size]
+            if len(batch) < self.batch_size and (self.drop_last or len(batch) == 0):
+                break
+            size = len(batch) // self.world if len(batch) < self.batch_size else local
+            yield batch[self.rank * size : (self.rank + 1) * size].tolist()
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.n, self.batch_size)
+        return full + (1 if rest and not self.drop_last else 0)
+
+
 def make_loader(
-    dataset: TrialDataset, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0, drop_last: bool = False
+    dataset: TrialDataset,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int = 0,
+    epoch: int = 0,
+    rank: int = 0,
+    world: int = 1,
+    num_workers: int = 0,
+    drop_last: bool = False,
 ) -> torch.utils.data.DataLoader:
-    """A DataLoader that fetches each batch with one gather per subject; ``seed`` fixes the shuffling order."""
-    gen = torch.Generator().manual_seed(seed)
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        generator=gen,
-        num_workers=num_workers,
-        drop_last=drop_last,
-        collate_fn=_passthrough,
-    )
+    """A DataLoader over :class:`EpochBatchSampler`; each batch is one gather per subject.
+
+    ``batch_size`` is the global batch; each of ``world`` processes receives ``batch_size / world`` samples.
+    """
+    sampler = EpochBatchSampler(len(dataset), batch_size, seed, epoch, rank, world, shuffle, drop_last)
+    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=_passthrough)
 
 
 def averaged_eeg(subject: SubjectData, split: str, images: np.ndarray | None = None, n_reps: int | None = None,

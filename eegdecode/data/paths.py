@@ -58,6 +58,7 @@ class DatasetPaths:
 
     def __post_init__(self):
         check_option("release", self.release, RELEASES)
+        object.__setattr__(self, "root", Path(self.root))
 
     @property
     def eeg_dir(self) -> Path:

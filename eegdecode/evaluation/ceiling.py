@@ -46,3 +46,17 @@ def load_ceiling(root: str | Path, subject: int | str) -> KWayResult | None:
         return None
     rec = read_json(path)["subjects"].get(subject_name(subject))
     return None if rec is None else KWayResult.from_dict(rec["kway"])
+
+
+def simulate_with_ceiling(out: str | Path, preset="small", n_subjects: int = 1, seed: int = 0, **kwargs) -> dict[str, Any]:
+    """:func:`eegdecode.data.simulate.simulate_dataset` plus ``ceiling.json``; returns the per-subject records."""
+    from eegdecode.data.simulate import simulate_dataset
+
+    records: dict[str, dict[str, Any]] = {}
+
+    def on_subject(name, subject, test):
+        records[name] = ceiling_record(subject, test, seed=seed)
+
+    desc = simulate_dataset(out, preset, n_subjects=n_subjects, seed=seed, on_subject=on_subject, **kwargs)
+    write_ceiling(out, records)
+    return {"description": desc, "ceiling": records}

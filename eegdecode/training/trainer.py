@@ -308,8 +308,7 @@ def train_fold(
     loss_fn = build_loss(cfg.loss, **cfg.loss_options)
     dataset = TrialDataset(fd.train_subjects, fd.train_images, fd.image_concept,
                            [fold.subject_layer[s.name] for s in fd.train_subjects], cfg.data.train_unit)  # fmt: skip
-    local_batch = max(1, cfg.batch_size // world)
-    steps_per_epoch = max(1, len(dataset) // (local_batch * world))
+    steps_per_epoch = max(1, len(dataset) // cfg.batch_size)
     ddp_model = model
     if world > 1:
         ddp_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -333,15 +332,9 @@ def train_fold(
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         ddp_model.train()
-        # The data order depends only on (seed, epoch): a resumed run sees the same batches.
-        if world > 1:
-            sampler = torch.utils.data.DistributedSampler(dataset, world, rank, shuffle=True, seed=cfg.seed, drop_last=True)
-            sampler.set_epoch(epoch)
-            loader = torch.utils.data.DataLoader(dataset, batch_size=local_batch, sampler=sampler, drop_last=True,
-                                                 collate_fn=lambda b: b, num_workers=cfg.num_workers)  # fmt: skip
-        else:
-            loader = make_loader(dataset, local_batch, shuffle=True, seed=cfg.seed * 100003 + epoch, num_workers=cfg.num_workers,
-                                 drop_last=len(dataset) > local_batch)  # fmt: skip
+        # The batches depend only on (seed, epoch) and are the same for 1 or N processes (see EpochBatchSampler).
+        loader = make_loader(dataset, cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch, rank=rank, world=world,
+                             num_workers=cfg.num_workers, drop_last=len(dataset) > cfg.batch_size)  # fmt: skip
         sums: dict[str, float] = {}
         n_batches = 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or rank != 0, leave=False)
@@ -363,9 +356,9 @@ def train_fold(
             n_batches += 1
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
-            bar.set_postfix(loss=f"{float(total):.3f}")
+            bar.set_postfix(loss=f"{float(total.detach()):.3f}")
         row: dict[str, Any] = {"epoch": epoch, "step": step, "lr": scheduler.get_last_lr()[0],
-                               "logit_scale": float(model.logit_scale.exp()), "seconds": 0.0}  # fmt: skip
+                               "logit_scale": float(model.logit_scale.detach().exp()), "seconds": 0.0}  # fmt: skip
         row.update({f"train_{k}": v / max(1, n_batches) for k, v in sums.items()})
         if rank == 0:
             row.update(_validate(model, fd, fold, cfg, device, amp))
@@ -374,7 +367,11 @@ def train_fold(
                     kmax = max(res.ks)
                     row[f"test_monitor_{sname}_top1_{kmax}way"] = res.scores[kmax].top1_mean
                 row["test_monitor_note"] = "test-set monitoring only; never used for model selection"
-        score = row.get("val_top1", -epoch)  # no validation split: keep the last epoch
+        score = row.get("val_top1", float(epoch)) if rank == 0 else 0.0  # no validation split: keep the last epoch
+        if world > 1:  # every rank must agree on "improved" and on early stopping
+            box = [score]
+            dist.broadcast_object_list(box, src=0)
+            score = box[0]
         improved = score > best
         if improved:
             best, best_epoch, bad_epochs = score, epoch, 0
