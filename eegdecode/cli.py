@@ -63,3 +63,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"eegdecode {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def run_alias(command: str, *fixed: str, argv: list[str] | None = None) -> int:
+    """Entry point of the thin scripts in Retrieval/, Generation/, ...: ``eegdecode COMMAND [user flags] FIXED``.
+
+    The fixed flags come last, so a script named after a model always trains that model.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a in ("-h", "--help") for a in argv):
+        return main([command, "--help"])
+    return main([command, *argv, *fixed])

@@ -1,0 +1,14 @@
+"""Convert THINGS-EEG2 pickles into the memory-mapped cache (same as `eegdecode prepare`).
+
+Thin alias kept under the original script name; the logic lives in the `eegdecode` package.
+Example: python EEG-preprocessing/prepare_cache.py --data-root data/things-eeg2
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout works without installing
+
+from eegdecode.cli import run_alias  # noqa: E402
+
+raise SystemExit(run_alias("prepare"))
