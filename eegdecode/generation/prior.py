@@ -529,9 +529,14 @@ _NORMALISATION_TEXT = {
 
 
 def load_prior(
-    path: str | Path, device: str | torch.device | None = "cpu"
+    path: str | Path, device: str | torch.device | None = None
 ) -> tuple[DiffusionPrior, dict[str, Any]]:
-    """Load a checkpoint folder written by ``save_prior``.
+    """Load a checkpoint folder written by ``save_prior`` (safetensors: nothing is unpickled).
+
+    Parameters
+    ----------
+    path : the checkpoint folder.
+    device : default CUDA when available.
 
     Returns
     -------

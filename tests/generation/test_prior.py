@@ -85,7 +85,7 @@ def test_training_is_deterministic_and_checkpoint_round_trip(tmp_path):
     folder = save_prior(
         tmp_path / "prior", model, {"epoch": 2, "history": history, "provenance": {"subject": "sub-01"}}
     )
-    loaded, state = load_prior(folder)
+    loaded, state = load_prior(folder, device="cpu")
     assert state["epoch"] == 2 and state["provenance"] == {"subject": "sub-01"}
     assert state["normalisation"]["mode"] == "standardise"
     assert state["config"]["hidden_dims"] == [32, 16, 8]

@@ -124,3 +124,12 @@ def test_img2img_from_unscaled_latents(tiny_generator):
         tiny_generator.generate(
             embeds, [1, 2], 64, 64, init_latents=latents, strength=0.1
         )  # int(4 * 0.1) = 0
+
+
+def test_guidance_above_one_pairs_each_image_with_a_zero_negative(tiny_weights):
+    gen = Generator(tiny_weights.sdxl, tiny_weights.ip_adapter, device="cpu", guidance_scale=2.0)
+    embeds = torch.randn(2, 1024)
+    batch = gen.generate(embeds, [3, 3], 64, 64)
+    alone = gen.generate(embeds[1:], [3], 64, 64)[0]
+    assert np.abs(_pixels(batch[1]) - _pixels(alone)).max() <= 1
+    assert np.abs(_pixels(batch[0]) - _pixels(batch[1])).mean() > 0.5
