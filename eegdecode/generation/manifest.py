@@ -118,9 +118,14 @@ def generate_all(
     if not sources:
         raise ValueError("sources is empty; give at least one of " + ", ".join(SOURCES))
     init_latents = dict(init_latents or {})
-    for name in init_latents:
+    for name, latents in init_latents.items():
         if name not in sources:
             raise ValueError(f"init_latents has source {name!r} that is not in sources {list(sources)}")
+        expected = (n, 4, height // 8, width // 8)
+        if tuple(latents.shape) != expected:
+            raise DataFormatError(
+                None, f"init_latents[{name!r}] has the wrong shape", expected, tuple(latents.shape)
+            )
     embeds = {}
     for name, x in sources.items():
         check_option("source", name, SOURCES)

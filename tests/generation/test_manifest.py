@@ -93,4 +93,6 @@ def test_bad_input_is_refused_before_any_image(tiny_generator, gt_paths, tmp_pat
         generate_all(tiny_generator, {"eeg": x}, CONCEPTS, gt_paths, tmp_path, "NervformerV2", "../sub-01")
     with pytest.raises(ValueError, match="init_latents"):
         generate_all(tiny_generator, {"eeg": x}, *args, init_latents={"lowlevel": torch.zeros(3, 4, 8, 8)})
+    with pytest.raises(ValueError, match=r"init_latents\['eeg'\] has the wrong shape.*\(3, 4, 64, 64\)"):
+        generate_all(tiny_generator, {"eeg": x}, *args, init_latents={"eeg": torch.zeros(3, 4, 8, 8)})
     assert not (tmp_path / "gen").exists()
