@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "train an encoder (intra / loso / joint) and evaluate it once on the test set"),
     "evaluate": ("evaluate", "k-way retrieval of a trained run's checkpoint on the test set"),
     "summarize": ("summarize", "mean ± sd tables over runs (subjects x seeds) per model and k"),
+    "extract": ("extract", "generation step 1: EEG embeddings of a trained run"),
+    "generate": ("generate", "generation step 2: diffusion prior + SDXL-Turbo/IP-Adapter images"),
     "demo": ("demo", "run the whole pipeline on the built-in simulated data set"),
 }
 

@@ -1,0 +1,14 @@
+"""Generation step 2 for NervformerV1: diffusion prior + SDXL-Turbo/IP-Adapter (same as `eegdecode generate --model NervformerV1`).
+
+Thin alias kept under the original script name. Example:
+python Generation/NervformerV1_insubject_retrival_All_train_dfs_step2.py --subject 1 --runs runs --sdxl weights/sdxl-turbo --ip-adapter weights/ip-adapter
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout works without installing
+
+from eegdecode.cli import run_alias  # noqa: E402
+
+raise SystemExit(run_alias("generate", "--model", "NervformerV1"))
