@@ -2,7 +2,9 @@
 
 Steps: simulate (``small`` preset, with its retrieval ceiling) -> prepare the cache -> CLIP features (the code path
 with a tiny *random-weight* open_clip model, clearly labelled; training uses the simulator's reference embeddings)
--> fit the ridge baseline and train NervformerV2 -> test k-way table next to the ceiling.
+-> fit the ridge baseline and train NervformerV2 -> test k-way table next to the ceiling -> generation: step 1
+(EEG embeddings), step 2 (diffusion prior, a few epochs, + a tiny *random-weight* SDXL/IP-Adapter pipeline built from
+configs: the images are noise, the code path is the real one).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="NervformerV2")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--prior-epochs", type=int, default=3)
+    p.add_argument("--skip-generation", action="store_true")
 
 
 def _step(i: int, n: int, text: str) -> None:
@@ -40,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     root = out / "data"
     paths = DatasetPaths(root)
-    n = 5
+    n = 5 if args.skip_generation else 6
 
     _step(1, n, f"simulate THINGS-EEG2 ({args.preset}) -> {root}")
     desc_file = root / "simulation.json"
@@ -80,6 +84,18 @@ def run(args: argparse.Namespace) -> int:
         print(format_kway_table(KWayResult.from_dict(res["kway"]), ceiling=ceiling))
     print("\nAll runs:")
     print(summarize_runs([d / "results.json" for _, d in results]).to_markdown())
+
+    if not args.skip_generation:
+        from eegdecode.generation.steps import extract_embeddings, generate_from_run
+
+        _step(6, n, f"generation: step 1 (EEG embeddings), step 2 (prior, {args.prior_epochs} epochs) + tiny RANDOM-WEIGHT SDXL")
+        run_dir = results[-1][1]
+        extract_embeddings(run_dir, device=args.device, overwrite=True)
+        manifest = generate_from_run(run_dir, out, tiny=True, prior_epochs=args.prior_epochs, prior_batch_size=256,
+                                     size=64, seed=args.seed, device=args.device, overwrite=True)  # fmt: skip
+        print(f"images + manifest: {manifest}")
+        print("These images come from a tiny pipeline with RANDOM weights (a check of the code path, not reconstructions).")
+        print("Real images: eegdecode generate RUN --sdxl weights/sdxl-turbo --ip-adapter weights/ip-adapter (see README).")
     print(f"\nDemo finished in {time.perf_counter() - t_start:.0f} s. Outputs: {out}")
     return 0
 

@@ -1,0 +1,45 @@
+"""Generation steps on a trained tiny run: step 1 embeddings with provenance, step 2 prior + images + manifest."""
+
+import json
+
+import numpy as np
+import pytest
+
+from eegdecode.data.datasets import DataOptions, make_folds
+from eegdecode.data.paths import DatasetPaths
+from eegdecode.errors import MissingFileError, OutputExistsError
+from eegdecode.generation.steps import extract_embeddings, generate_from_run
+from eegdecode.io import sha256_file
+from eegdecode.training.trainer import TrainConfig, train_fold
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_root, tmp_path_factory):
+    run = tmp_path_factory.mktemp("gen") / "run"
+    cfg = TrainConfig(model="NICE_EEG", epochs=1, batch_size=64, device="cpu", eval_draws=5,
+                      data=DataOptions(channels="posterior17", time_window=(0.0, 0.6), train_unit="average", val_fraction=0.1))  # fmt: skip
+    train_fold(cfg, DatasetPaths(tiny_root), make_folds("intra", [1])[0], run, progress=False)
+    return run
+
+
+def test_step1_then_step2_write_embeddings_images_and_manifest(trained_run, tmp_path):
+    with pytest.raises(MissingFileError, match="eegdecode extract"):
+        generate_from_run(trained_run, tmp_path, tiny=True)
+    emb = extract_embeddings(trained_run, device="cpu")
+    meta = json.loads((emb / "embeddings.json").read_text())
+    train, index, test = (np.load(emb / f) for f in ("eeg_train.npy", "train_index.npy", "eeg_test.npy"))
+    assert train.shape == (240 * 4, 1024) and index.shape == (960, 2) and test.shape == (20, 1024)
+    assert index[:5].tolist() == [[0, 0], [0, 1], [0, 2], [0, 3], [1, 0]]
+    assert meta["checkpoint_sha256"] == sha256_file(trained_run / "checkpoints" / "best.safetensors")
+    with pytest.raises(OutputExistsError):
+        extract_embeddings(trained_run, device="cpu")
+
+    manifest = generate_from_run(trained_run, tmp_path, tiny=True, prior_epochs=1, prior_batch_size=256, size=64,
+                                 device="cpu", max_images=3)  # fmt: skip
+    m = json.loads(manifest.read_text())
+    assert m["random_weights"] is True and m["model"] == "NICE_EEG" and m["subject"] == "sub-01"
+    assert sorted({i["source"] for i in m["images"]}) == ["eeg", "image", "prior"] and len(m["images"]) == 9
+    assert all((manifest.parent / i["path"]).stat().st_size > 100 for i in m["images"])
+    assert len(m["ground_truth"]) == 3
+    assert (trained_run / "prior" / "prior.json").exists()
+    assert m["provenance"]["embeddings"]["checkpoint_sha256"] == meta["checkpoint_sha256"]
