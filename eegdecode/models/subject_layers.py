@@ -54,7 +54,7 @@ class SubjectLinear(nn.Module):
         nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor, subject_idx: torch.Tensor | None = None) -> torch.Tensor:
-        if subject_idx is None:
+        if subject_idx is None or subject_idx.numel() == 0:
             return F.linear(x, self.weight[0], self.bias[0])
         present = torch.unique(subject_idx).tolist()
         if present[0] < 0 or present[-1] >= self.n_subjects:
