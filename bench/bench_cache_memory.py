@@ -77,7 +77,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", required=True)
     p.add_argument("--subject", default="1")
-    p.add_argument("--simulate", choices=("tiny", "small", "full"), help="simulate one subject at this preset first")
+    p.add_argument(
+        "--simulate", choices=("tiny", "small", "full"), help="simulate one subject at this preset first"
+    )
     args = p.parse_args()
     sys.path.insert(0, str(ROOT))
     from eegdecode.data.cache import prepare_subject
@@ -100,8 +102,12 @@ def main() -> int:
     print(f"training file: {src} ({src.stat().st_size / 2**30:.2f} GiB)")
     print("| access | peak anonymous memory (MiB) | peak RSS incl. mapped file pages (MiB) | one pass (s) |")
     print("|---|---|---|---|")
-    print(f"| (a) pickle -> float32 (original loaders) | {a['peak_anon_mb']:.0f} | {a['peak_rss_mb']:.0f} | {a['seconds']:.1f} |")
-    print(f"| (b) eegdecode cache, one epoch of batches of 1024 | {b['peak_anon_mb']:.0f} | {b['peak_rss_mb']:.0f} | {b['seconds']:.1f} |")
+    print(
+        f"| (a) pickle -> float32 (original loaders) | {a['peak_anon_mb']:.0f} | {a['peak_rss_mb']:.0f} | {a['seconds']:.1f} |"
+    )
+    print(
+        f"| (b) eegdecode cache, one epoch of batches of 1024 | {b['peak_anon_mb']:.0f} | {b['peak_rss_mb']:.0f} | {b['seconds']:.1f} |"
+    )
     print(f"ratio (b)/(a), anonymous memory: {b['peak_anon_mb'] / a['peak_anon_mb']:.3f}  (target < 0.25)")
     return 0
 

@@ -16,7 +16,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture(autouse=True)
 def _seed():
-    np.random.seed(0)
+    np.random.seed(0)  # noqa: NPY002
     torch.manual_seed(0)
     yield
 

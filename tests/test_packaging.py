@@ -15,7 +15,9 @@ def _pins(lines):
 def test_requirements_and_environment_agree():
     req = _pins((ROOT / "requirements.txt").read_text().splitlines())
     env_lines = [
-        line.strip()[2:].strip() for line in (ROOT / "environment.yml").read_text().splitlines() if line.strip().startswith("- ")
+        line.strip()[2:].strip()
+        for line in (ROOT / "environment.yml").read_text().splitlines()
+        if line.strip().startswith("- ")
     ]
     env = _pins(env_lines)
     assert req == env

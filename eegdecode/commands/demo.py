@@ -48,29 +48,44 @@ def run(args: argparse.Namespace) -> int:
 
     _step(1, n, f"simulate THINGS-EEG2 ({args.preset}) -> {root}")
     desc_file = root / "simulation.json"
-    if desc_file.exists() and read_json(desc_file).get("preset") == args.preset and (root / "ceiling.json").exists():
+    if (
+        desc_file.exists()
+        and read_json(desc_file).get("preset") == args.preset
+        and (root / "ceiling.json").exists()
+    ):
         print("already there: reusing it")
     else:
         from eegdecode.evaluation.ceiling import simulate_with_ceiling
 
-        simulate_with_ceiling(root, args.preset, n_subjects=1, seed=args.seed, overwrite=True, dtype="float32")
-    print("simulated data: results on it are read against the simulator's ceiling, not against published numbers")
+        simulate_with_ceiling(
+            root, args.preset, n_subjects=1, seed=args.seed, overwrite=True, dtype="float32"
+        )
+    print(
+        "simulated data: results on it are read against the simulator's ceiling, not against published numbers"
+    )
 
     _step(2, n, "prepare: pickles -> memory-mapped float16 cache")
     for s in paths.subjects():
         meta = prepare_subject(paths.subject_dir(s), paths.cache_dir(s))
-        print(f"{s}: train {tuple(meta['shapes']['train'])}, test {tuple(meta['shapes']['test'])} -> {paths.cache_dir(s)}")
+        print(
+            f"{s}: train {tuple(meta['shapes']['train'])}, test {tuple(meta['shapes']['test'])} -> {paths.cache_dir(s)}"
+        )
 
     _step(3, n, "CLIP features (code path check with a tiny RANDOM-WEIGHT open_clip model)")
     _random_clip_features(root, out)
 
-    _step(4, n, "train: ridge baseline and " + args.model + " (model selection on held-out training concepts)")
+    _step(
+        4, n, "train: ridge baseline and " + args.model + " (model selection on held-out training concepts)"
+    )
     fold = make_folds("intra", [1])[0]
     base = TrainConfig(model="ridge", features="reference", seed=args.seed, device=args.device, batch_size=256,
                        data=DataOptions(val_fraction=0.05), model_options={"time_bin": 5}, eval_draws=100)  # fmt: skip
     runs = out / "runs"
     results = []
-    for cfg in (base, dataclasses.replace(base, model=args.model, model_options={}, epochs=args.epochs, lr=3e-4)):
+    for cfg in (
+        base,
+        dataclasses.replace(base, model=args.model, model_options={}, epochs=args.epochs, lr=3e-4),
+    ):
         run_dir = runs / cfg.model / "intra" / fold.name / f"seed{cfg.seed}"
         t0 = time.perf_counter()
         res = train_fold(cfg, paths, fold, run_dir, overwrite=True)
@@ -78,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         results.append((res, run_dir))
 
     _step(5, n, "test: zero-shot k-way retrieval (queries averaged over all test repetitions)")
-    for res, run_dir in results:
+    for res, _ in results:
         ceiling = KWayResult.from_dict(res["ceiling"]) if "ceiling" in res else None
         print(f"\n{res['model']} (selected epoch {res['selected_epoch'] + 1}):")
         print(format_kway_table(KWayResult.from_dict(res["kway"]), ceiling=ceiling))
@@ -88,14 +103,22 @@ def run(args: argparse.Namespace) -> int:
     if not args.skip_generation:
         from eegdecode.generation.steps import extract_embeddings, generate_from_run
 
-        _step(6, n, f"generation: step 1 (EEG embeddings), step 2 (prior, {args.prior_epochs} epochs) + tiny RANDOM-WEIGHT SDXL")
+        _step(
+            6,
+            n,
+            f"generation: step 1 (EEG embeddings), step 2 (prior, {args.prior_epochs} epochs) + tiny RANDOM-WEIGHT SDXL",
+        )
         run_dir = results[-1][1]
         extract_embeddings(run_dir, device=args.device, overwrite=True)
         manifest = generate_from_run(run_dir, out, tiny=True, prior_epochs=args.prior_epochs, prior_batch_size=256,
                                      size=64, seed=args.seed, device=args.device, overwrite=True)  # fmt: skip
         print(f"images + manifest: {manifest}")
-        print("These images come from a tiny pipeline with RANDOM weights (a check of the code path, not reconstructions).")
-        print("Real images: eegdecode generate RUN --sdxl weights/sdxl-turbo --ip-adapter weights/ip-adapter (see README).")
+        print(
+            "These images come from a tiny pipeline with RANDOM weights (a check of the code path, not reconstructions)."
+        )
+        print(
+            "Real images: eegdecode generate RUN --sdxl weights/sdxl-turbo --ip-adapter weights/ip-adapter (see README)."
+        )
     print(f"\nDemo finished in {time.perf_counter() - t_start:.0f} s. Outputs: {out}")
     return 0
 
@@ -117,6 +140,14 @@ def _random_clip_features(root: Path, out: Path) -> None:
         weights.parent.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(0)
         torch.save(open_clip.create_model(name, pretrained=None).state_dict(), weights)
-    store = compute_features(root / "image_set", root / "features" / "tiny-random-clip", model=name, weights=str(weights), batch_size=128)
+    store = compute_features(
+        root / "image_set",
+        root / "features" / "tiny-random-clip",
+        model=name,
+        weights=str(weights),
+        batch_size=128,
+    )
     print(f"RANDOM-WEIGHT features written to {store} (noise: a check of the code path only).")
-    print("Real features: eegdecode features --clip-weights PATH/open_clip_pytorch_model.bin (ViT-H-14, laion2b_s32b_b79k)")
+    print(
+        "Real features: eegdecode features --clip-weights PATH/open_clip_pytorch_model.bin (ViT-H-14, laion2b_s32b_b79k)"
+    )

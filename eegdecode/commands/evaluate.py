@@ -9,8 +9,15 @@ from pathlib import Path
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run folder (holds config.json and checkpoints/)")
     p.add_argument("--checkpoint", default="best", help="checkpoint name (best or last)")
-    p.add_argument("--test-reps", type=int, help="test repetitions averaged per query (default: the run's setting)")
-    p.add_argument("--gallery", default="image", choices=("image", "text"), help="image retrieval or zero-shot classification by text")
+    p.add_argument(
+        "--test-reps", type=int, help="test repetitions averaged per query (default: the run's setting)"
+    )
+    p.add_argument(
+        "--gallery",
+        default="image",
+        choices=("image", "text"),
+        help="image retrieval or zero-shot classification by text",
+    )
     p.add_argument("--n-draws", type=int, help="distractor draws per k (default: the run's setting)")
     p.add_argument("--data-root", help="override the data root recorded in config.json")
     p.add_argument("--device", default="auto")
@@ -47,10 +54,20 @@ def run(args: argparse.Namespace) -> int:
     out = {}
     for sname, res in results.items():
         ceiling = load_ceiling(paths.root, sname) if args.gallery == "image" else None
-        print(f"\n{cfg.model} | {sname} | checkpoint {args.checkpoint} | gallery {args.gallery} | test reps {cfg.data.test_reps or 'all'}")
+        print(
+            f"\n{cfg.model} | {sname} | checkpoint {args.checkpoint} | gallery {args.gallery} | test reps {cfg.data.test_reps or 'all'}"
+        )
         print(format_kway_table(res, ceiling=ceiling))
         out[sname] = res.to_dict()
     name = f"evaluation_{args.checkpoint}_{args.gallery}_reps{cfg.data.test_reps or 'all'}.json"
-    write_json(run_dir / name, {"checkpoint": args.checkpoint, "gallery": args.gallery, "test_reps": cfg.data.test_reps, "subjects": out})
+    write_json(
+        run_dir / name,
+        {
+            "checkpoint": args.checkpoint,
+            "gallery": args.gallery,
+            "test_reps": cfg.data.test_reps,
+            "subjects": out,
+        },
+    )
     print(f"\nwritten {run_dir / name}")
     return 0

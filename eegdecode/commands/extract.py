@@ -7,7 +7,9 @@ from pathlib import Path
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", nargs="?", help="run folder; or give --model/--subject (and --runs, --protocol, --seed)")
+    p.add_argument(
+        "run", nargs="?", help="run folder; or give --model/--subject (and --runs, --protocol, --seed)"
+    )
     p.add_argument("--runs", default="runs", help="folder of run folders (with --model/--subject)")
     p.add_argument("--model")
     p.add_argument("--subject", help="1 or sub-01")
@@ -25,7 +27,13 @@ def run_folder(args: argparse.Namespace) -> Path:
     from eegdecode.data.paths import subject_name
     from eegdecode.models import resolve_encoder_name
 
-    return Path(args.runs) / resolve_encoder_name(args.model) / args.protocol / subject_name(args.subject) / f"seed{args.seed}"
+    return (
+        Path(args.runs)
+        / resolve_encoder_name(args.model)
+        / args.protocol
+        / subject_name(args.subject)
+        / f"seed{args.seed}"
+    )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

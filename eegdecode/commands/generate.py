@@ -10,14 +10,22 @@ from eegdecode.commands.extract import add_run_arguments, run_folder
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_run_arguments(p)
     p.add_argument("--out", default="outputs", help="images go to OUT/gen/<model>/<subject>/<source>/")
-    p.add_argument("--sdxl", help="local sdxl-turbo folder (diffusers layout); default: local Hugging Face cache")
+    p.add_argument(
+        "--sdxl", help="local sdxl-turbo folder (diffusers layout); default: local Hugging Face cache"
+    )
     p.add_argument("--ip-adapter", help="local folder holding sdxl_models/ip-adapter_sdxl_vit-h.safetensors")
-    p.add_argument("--tiny", action="store_true", help="a tiny RANDOM-WEIGHT pipeline (tests and demo: images are noise)")
+    p.add_argument(
+        "--tiny", action="store_true", help="a tiny RANDOM-WEIGHT pipeline (tests and demo: images are noise)"
+    )
     p.add_argument("--prior-epochs", type=int, default=150)
     p.add_argument("--prior-batch-size", type=int, default=1024)
-    p.add_argument("--n-per-concept", type=int, default=1, help="images per test concept and source (ATM used 10)")
+    p.add_argument(
+        "--n-per-concept", type=int, default=1, help="images per test concept and source (ATM used 10)"
+    )
     p.add_argument("--size", type=int, default=512, help="image side in pixels")
-    p.add_argument("--sources", nargs="+", default=["image", "eeg", "prior"], choices=("image", "eeg", "prior"))
+    p.add_argument(
+        "--sources", nargs="+", default=["image", "eeg", "prior"], choices=("image", "eeg", "prior")
+    )
     p.add_argument("--max-images", type=int, help="only the first N test images")
 
 

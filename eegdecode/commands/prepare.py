@@ -7,7 +7,9 @@ import argparse
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", help="data root (default: $EEGDECODE_DATA)")
-    p.add_argument("--release", default="250hz", choices=("250hz", "100hz"), help="which preprocessed release")
+    p.add_argument(
+        "--release", default="250hz", choices=("250hz", "100hz"), help="which preprocessed release"
+    )
     p.add_argument("--subject", nargs="*", help="subjects (1 2 or sub-01); default: every sub-XX folder")
     p.add_argument("--dtype", default="float16", choices=("float16", "float32"))
     p.add_argument("--force", action="store_true", help="rebuild even when the cache is up to date")
@@ -22,5 +24,7 @@ def run(args: argparse.Namespace) -> int:
     print("Reading pickled files: this is the only step that opens them (np.load with allow_pickle).")
     for s in subjects:
         meta = prepare_subject(paths.subject_dir(s), paths.cache_dir(s), args.dtype, force=args.force)
-        print(f"{s}: {paths.cache_dir(s)} ({meta['dtype']}, train {tuple(meta['shapes']['train'])}, test {tuple(meta['shapes']['test'])})")
+        print(
+            f"{s}: {paths.cache_dir(s)} ({meta['dtype']}, train {tuple(meta['shapes']['train'])}, test {tuple(meta['shapes']['test'])})"
+        )
     return 0

@@ -19,15 +19,23 @@ _DATA_KEYS = ("channels", "time_window", "train_unit", "test_reps", "val_fractio
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", help="data root (default: $EEGDECODE_DATA)")
     p.add_argument("--release", default="250hz", choices=("250hz", "100hz"))
-    p.add_argument("--features", help="feature store name under <data-root>/features, or a folder (default: reference on simulated data, ViT-H-14 otherwise)")
+    p.add_argument(
+        "--features",
+        help="feature store name under <data-root>/features, or a folder (default: reference on simulated data, ViT-H-14 otherwise)",
+    )
     p.add_argument("--channels", help="all | posterior17 | regions joined by + | comma-separated names")
-    p.add_argument("--time-window", nargs=2, type=float, metavar=("START", "STOP"), help="seconds, start <= t < stop")
+    p.add_argument(
+        "--time-window", nargs=2, type=float, metavar=("START", "STOP"), help="seconds, start <= t < stop"
+    )
     p.add_argument("--test-reps", type=int, help="test repetitions averaged per query (default: all)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML/JSON file of training options (flags override it)")
-    p.add_argument("--model", help="encoder name (NervformerV2, NervformerV1, MUSE_EEG, ATMS_50, NICE_EEG, EEGNet, ShallowFBCSPNet, EEGConformer, ridge)")
+    p.add_argument(
+        "--model",
+        help="encoder name (NervformerV2, NervformerV1, MUSE_EEG, ATMS_50, NICE_EEG, EEGNet, ShallowFBCSPNet, EEGConformer, ridge)",
+    )
     add_data_arguments(p)
     p.add_argument("--subject", nargs="*", help="subjects (1 2 or sub-01); default: all found")
     p.add_argument("--target", nargs="*", help="test subjects of loso/intra folds (default: all)")
@@ -40,21 +48,41 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cosine", action="store_true", default=None, help="cosine learning-rate decay")
     p.add_argument("--grad-clip", type=float)
     p.add_argument("--loss", choices=("retrieval", "generation", "seed-loss"))
-    p.add_argument("--train-unit", choices=("trial", "average"), help="single trials (ATM) or repetitions averaged (NICE)")
+    p.add_argument(
+        "--train-unit",
+        choices=("trial", "average"),
+        help="single trials (ATM) or repetitions averaged (NICE)",
+    )
     p.add_argument("--val-fraction", type=float)
     p.add_argument("--val-seed", type=int)
     p.add_argument("--dtype", choices=("float16", "float32"), help="cache dtype")
-    p.add_argument("--early-stopping", type=int, metavar="EPOCHS", help="stop after this many epochs without validation gain")
+    p.add_argument(
+        "--early-stopping",
+        type=int,
+        metavar="EPOCHS",
+        help="stop after this many epochs without validation gain",
+    )
     p.add_argument("--seed", type=int, nargs="*", help="one or more seeds (one run each)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--no-amp", action="store_true", help="disable bf16 autocast on CUDA")
     p.add_argument("--num-workers", type=int)
-    p.add_argument("--eval-test-every-epoch", action="store_true", default=None,
-                   help="log test accuracy each epoch (monitoring only, never used for model selection)")
-    p.add_argument("--wandb", action="store_true", default=None, help="log to Weights & Biases (offline unless configured)")
+    p.add_argument(
+        "--eval-test-every-epoch",
+        action="store_true",
+        default=None,
+        help="log test accuracy each epoch (monitoring only, never used for model selection)",
+    )
+    p.add_argument(
+        "--wandb",
+        action="store_true",
+        default=None,
+        help="log to Weights & Biases (offline unless configured)",
+    )
     p.add_argument("--out", default="runs", help="folder of run folders")
     p.add_argument("--overwrite", action="store_true", help="replace existing run folders")
-    p.add_argument("--resume", action="store_true", help="continue interrupted runs from their last checkpoint")
+    p.add_argument(
+        "--resume", action="store_true", help="continue interrupted runs from their last checkpoint"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -69,7 +97,7 @@ def read_config_file(path: str | None) -> dict[str, Any]:
     return json.loads(text)
 
 
-def build_config(args: argparse.Namespace, paths) -> "TrainConfig":  # noqa: F821
+def build_config(args: argparse.Namespace, paths) -> TrainConfig:  # noqa: F821
     from eegdecode.training.trainer import TrainConfig
 
     d = read_config_file(args.config)
@@ -124,15 +152,24 @@ def run(args: argparse.Namespace) -> int:
     for fold in folds:
         for seed in seeds:
             run_cfg = dataclasses.replace(cfg, seed=seed)
-            run_dir = Path(args.out) / resolve_encoder_name(cfg.model) / fold.protocol / fold.name / f"seed{seed}"
+            run_dir = (
+                Path(args.out) / resolve_encoder_name(cfg.model) / fold.protocol / fold.name / f"seed{seed}"
+            )
             results = train_fold(run_cfg, paths, fold, run_dir, resume=args.resume, overwrite=args.overwrite,
                                  progress=not args.quiet)  # fmt: skip
             if rank == 0 and results:
                 result_files.append(run_dir / "results.json")
                 ceiling = results.get("ceiling")
-                print(f"\n{results['model']} | {fold.protocol} | {results['subject']} | seed {seed}  ({run_dir})")
+                print(
+                    f"\n{results['model']} | {fold.protocol} | {results['subject']} | seed {seed}  ({run_dir})"
+                )
                 print(f"selected epoch {results['selected_epoch'] + 1} by {results['selected_by']}")
-                print(format_kway_table(KWayResult.from_dict(results["kway"]), ceiling=ceiling and KWayResult.from_dict(ceiling)))
+                print(
+                    format_kway_table(
+                        KWayResult.from_dict(results["kway"]),
+                        ceiling=ceiling and KWayResult.from_dict(ceiling),
+                    )
+                )
     if rank == 0 and len(result_files) > 1:
         print("\nSummary over runs (mean ± sd):")
         print(summarize_runs(result_files).to_markdown())

@@ -93,12 +93,20 @@ def _convert_split(path: Path, out: Path, dtype: str, chunk: int = 512) -> dict[
                 peak = float(np.abs(block).max())
                 if peak > _F16_MAX:
                     raise DataFormatError(
-                        path, "values exceed the float16 range", f"|x| <= {_F16_MAX:.0f}", f"{peak:.4g}; use --dtype float32"
+                        path,
+                        "values exceed the float16 range",
+                        f"|x| <= {_F16_MAX:.0f}",
+                        f"{peak:.4g}; use --dtype float32",
                     )
             arr[start : start + chunk] = block
         arr.flush()
         del arr
-    return {"shape": list(data.shape), "ch_names": eeg.ch_names, "times": eeg.times.tolist(), "sfreq": eeg.sfreq}
+    return {
+        "shape": list(data.shape),
+        "ch_names": eeg.ch_names,
+        "times": eeg.times.tolist(),
+        "sfreq": eeg.sfreq,
+    }
 
 
 def prepare_subject(
@@ -127,10 +135,18 @@ def prepare_subject(
     for key in ("ch_names", "times"):
         if train[key] != test[key]:
             raise DataFormatError(
-                split_file(source_dir, "test"), f"{key!r} differs from the training file", train[key][:5], test[key][:5]
+                split_file(source_dir, "test"),
+                f"{key!r} differs from the training file",
+                train[key][:5],
+                test[key][:5],
             )
     if train["shape"][2:] != test["shape"][2:]:
-        raise DataFormatError(split_file(source_dir, "test"), "channel/time shape differs from the training file", train["shape"][2:], test["shape"][2:])
+        raise DataFormatError(
+            split_file(source_dir, "test"),
+            "channel/time shape differs from the training file",
+            train["shape"][2:],
+            test["shape"][2:],
+        )
     meta = {
         "format": FORMAT,
         "subject": source_dir.name,
@@ -144,7 +160,9 @@ def prepare_subject(
         "eegdecode_version": __version__,
     }
     write_json(meta_path, meta)
-    log.info("cached %s -> %s (%s, train %s, test %s)", source_dir, cache_dir, dtype, train["shape"], test["shape"])
+    log.info(
+        "cached %s -> %s (%s, train %s, test %s)", source_dir, cache_dir, dtype, train["shape"], test["shape"]
+    )
     return meta
 
 
@@ -166,12 +184,19 @@ def open_cache(cache_dir: str | Path, dtype: str | None = None) -> SubjectCache:
             raise MissingFileError(path, "the cache is incomplete: run `eegdecode prepare --force`")
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
         if list(arr.shape) != list(meta["shapes"][split]):
-            raise DataFormatError(path, "array shape disagrees with meta.json", tuple(meta["shapes"][split]), arr.shape)
+            raise DataFormatError(
+                path, "array shape disagrees with meta.json", tuple(meta["shapes"][split]), arr.shape
+            )
         if str(arr.dtype) != meta["dtype"]:
             raise DataFormatError(path, "array dtype disagrees with meta.json", meta["dtype"], arr.dtype)
         arrays[split] = arr
     if len(meta["ch_names"]) != arrays["train"].shape[2] or len(meta["times"]) != arrays["train"].shape[3]:
-        raise DataFormatError(meta_path, "channel/time lists disagree with the arrays", arrays["train"].shape[2:], (len(meta["ch_names"]), len(meta["times"])))
+        raise DataFormatError(
+            meta_path,
+            "channel/time lists disagree with the arrays",
+            arrays["train"].shape[2:],
+            (len(meta["ch_names"]), len(meta["times"])),
+        )
     return SubjectCache(train=arrays["train"], test=arrays["test"], meta=meta, path=cache_dir)
 
 

@@ -16,9 +16,7 @@ THINGS_EEG2_CHANNELS: tuple[str, ...] = tuple(
 )
 """The 63 channels of the 250 Hz THINGS-EEG2 release, in file order."""
 
-POSTERIOR_17: tuple[str, ...] = tuple(
-    "P7 P5 P3 P1 Pz P2 P4 P6 P8 PO7 PO3 POz PO4 PO8 O1 Oz O2".split()
-)
+POSTERIOR_17: tuple[str, ...] = tuple("P7 P5 P3 P1 Pz P2 P4 P6 P8 PO7 PO3 POz PO4 PO8 O1 Oz O2".split())
 """Gifford's occipito-parietal selection (regexp ``^O|^P``), the channels of the official 100 Hz release."""
 
 REGIONS: dict[str, tuple[str, ...]] = {

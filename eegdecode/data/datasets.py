@@ -80,7 +80,9 @@ class SubjectData:
         self._ch_sel = slice(int(self.ch_idx[0]), int(self.ch_idx[-1]) + 1) if contiguous else self.ch_idx
 
     @classmethod
-    def open(cls, paths: DatasetPaths, subject: int | str, options: DataOptions = DataOptions()) -> SubjectData:
+    def open(
+        cls, paths: DatasetPaths, subject: int | str, options: DataOptions = DataOptions()
+    ) -> SubjectData:
         name = subject_name(subject)
         cache = ensure_cache(paths.subject_dir(name), paths.cache_dir(name), options.dtype)
         return cls(cache, options, name)
@@ -124,11 +126,15 @@ class SubjectData:
 def image_concepts_from_counts(n_images: int, n_concepts: int, path: Path | None = None) -> np.ndarray:
     """Concept index of every image when concepts hold equal, consecutive blocks of images (THINGS layout)."""
     if n_concepts <= 0 or n_images % n_concepts:
-        raise DataFormatError(path, "images do not divide evenly into concepts", f"a multiple of {n_concepts}", n_images)
+        raise DataFormatError(
+            path, "images do not divide evenly into concepts", f"a multiple of {n_concepts}", n_images
+        )
     return np.repeat(np.arange(n_concepts), n_images // n_concepts)
 
 
-def split_concepts(n_concepts: int, val_fraction: float = 0.05, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def split_concepts(
+    n_concepts: int, val_fraction: float = 0.05, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Seeded split of training concepts into (train, validation) concept indices, both sorted."""
     n_val = int(round(n_concepts * val_fraction))
     if val_fraction > 0 and n_val == 0:
@@ -176,7 +182,10 @@ class TrialDataset(torch.utils.data.Dataset):
             n_img, n_rep = s.cache.train.shape[:2]
             if n_img != self.image_concept.size:
                 raise DataFormatError(
-                    s.cache.path / "train.npy", "training images disagree with the image set", self.image_concept.size, n_img
+                    s.cache.path / "train.npy",
+                    "training images disagree with the image set",
+                    self.image_concept.size,
+                    n_img,
                 )
             if unit == "trial":
                 img = np.repeat(images, n_rep)
@@ -239,7 +248,9 @@ class EpochBatchSampler(torch.utils.data.Sampler):
 
     def __iter__(self):
         if self.shuffle:
-            order = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, 77])).permutation(self.n)
+            order = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, 77])).permutation(
+                self.n
+            )
         else:
             order = np.arange(self.n)
         local = self.batch_size // self.world
@@ -271,7 +282,9 @@ def make_loader(
     ``batch_size`` is the global batch; each of ``world`` processes receives ``batch_size / world`` samples.
     """
     sampler = EpochBatchSampler(len(dataset), batch_size, seed, epoch, rank, world, shuffle, drop_last)
-    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=_passthrough)
+    return torch.utils.data.DataLoader(
+        dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=_passthrough
+    )
 
 
 def averaged_eeg(subject: SubjectData, split: str, images: np.ndarray | None = None, n_reps: int | None = None,
@@ -311,7 +324,9 @@ class Fold:
         return max(self.subject_layer.values()) + 1
 
 
-def make_folds(protocol: str, subjects: Sequence[int | str], targets: Sequence[int | str] | None = None) -> list[Fold]:
+def make_folds(
+    protocol: str, subjects: Sequence[int | str], targets: Sequence[int | str] | None = None
+) -> list[Fold]:
     """Folds of a protocol.
 
     intra: one fold per target subject, trained and tested on it.

@@ -325,7 +325,11 @@ class Subject:
         ori = np.array([_rotate(np.asarray(o) / np.linalg.norm(o), r, 20.0) for _, o in _SOURCES.values()])
         # Background dipoles: random positions within the brain, random orientations.
         u = r.normal(size=(_N_NOISE_SOURCES, 3))
-        npos = u / np.linalg.norm(u, axis=1, keepdims=True) * (0.035 + 0.035 * r.uniform(size=(_N_NOISE_SOURCES, 1)))
+        npos = (
+            u
+            / np.linalg.norm(u, axis=1, keepdims=True)
+            * (0.035 + 0.035 * r.uniform(size=(_N_NOISE_SOURCES, 1)))
+        )
         npos[:, 2] = np.abs(npos[:, 2]) * 0.8 + 0.005
         nori = r.normal(size=(_N_NOISE_SOURCES, 3))
         alpha_pos = np.array([[-0.03, -0.065, 0.03], [0.03, -0.065, 0.03]]) + r.normal(0, 0.005, (2, 3))
@@ -333,7 +337,7 @@ class Subject:
         gain = leadfield(np.concatenate([pos, npos, alpha_pos]), np.concatenate([ori, nori, alpha_ori]))
         ns = len(_SOURCES)
         comps = []
-        for ci, c in enumerate(_COMPONENTS):
+        for _ci, c in enumerate(_COMPONENTS):
             src_idx = np.array([_SOURCE_NAMES.index(s) for s in c["sources"]])
             d = D_LOW + D_SEM
             read = np.r_[np.full(D_LOW, c["w_low"]), np.full(D_SEM, c["w_sem"])]
@@ -389,7 +393,11 @@ class Subject:
             if rng is None:
                 # E[g] E[wave(t - lat - d)] for lognormal g and Gaussian d: a widened, lowered Gaussian.
                 w_eff = np.hypot(w, _LATENCY_JITTER)
-                wave = (w / w_eff) * np.exp(-((t - lat[:, None]) ** 2) / (2 * w_eff**2)) * np.exp(_GAIN_JITTER**2 / 2)
+                wave = (
+                    (w / w_eff)
+                    * np.exp(-((t - lat[:, None]) ** 2) / (2 * w_eff**2))
+                    * np.exp(_GAIN_JITTER**2 / 2)
+                )
             else:
                 lat = lat + rng.normal(0, _LATENCY_JITTER, n)
                 gain = np.exp(rng.normal(0, _GAIN_JITTER, n))
@@ -408,13 +416,17 @@ class Subject:
         # Unit output variance for unit white input (Parseval over the full two-sided spectrum).
         shaping /= np.sqrt((2 * np.sum(shaping**2) - shaping[0] ** 2 - shaping[-1] ** 2) / n_fft)
         white = rng.standard_normal((n, _N_NOISE_SOURCES, n_fft), dtype=np.float32)
-        pink = np.fft.irfft(np.fft.rfft(white, axis=-1) * shaping, n=n_fft, axis=-1)[..., N_TIMES // 2 : N_TIMES // 2 + N_TIMES]
+        pink = np.fft.irfft(np.fft.rfft(white, axis=-1) * shaping, n=n_fft, axis=-1)[
+            ..., N_TIMES // 2 : N_TIMES // 2 + N_TIMES
+        ]
         pink *= _NOISE_NAM
         out = np.einsum("cs,nst->nct", p["gain_noise"], pink, optimize=True)
         # Alpha: two dipoles, random phase per trial, slow amplitude modulation, per-trial frequency wobble.
         f = p["alpha_freq"] + rng.normal(0, 0.3, (n, 1, 1))
         phase = rng.uniform(0, 2 * np.pi, (n, 2, 1))
-        env = np.exp(rng.normal(0, 0.5, (n, 2, 1))) * (1 + 0.3 * np.sin(2 * np.pi * 1.3 * TIMES + rng.uniform(0, 6.3, (n, 2, 1))))
+        env = np.exp(rng.normal(0, 0.5, (n, 2, 1))) * (
+            1 + 0.3 * np.sin(2 * np.pi * 1.3 * TIMES + rng.uniform(0, 6.3, (n, 2, 1)))
+        )
         alpha = p["alpha_amp"] * env * np.cos(2 * np.pi * f * TIMES + phase) / np.sqrt(2)
         out += np.einsum("cs,nst->nct", p["gain_alpha"], alpha, optimize=True)
         out += rng.normal(0, _SENSOR_UV, out.shape)
@@ -450,7 +462,9 @@ class Subject:
         """Single-trial signal-to-noise ratios in whitened units, from the test latents."""
         lat = self.world.test_latent[:n]
         tmpl = self.templates(lat)
-        noise = np.einsum("cd,ndt->nct", self.whitening, self.noise(len(lat), _rng(self.world.seed, 22, self.index)))
+        noise = np.einsum(
+            "cd,ndt->nct", self.whitening, self.noise(len(lat), _rng(self.world.seed, 22, self.index))
+        )
         image_specific = tmpl - tmpl.mean(axis=0, keepdims=True)
         return {
             "evoked_power_over_noise": float((tmpl**2).mean() / (noise**2).mean()),
@@ -564,19 +578,26 @@ def simulate_dataset(
     train_names = [f"training_images/{f}/{n}" for f, n in zip(
         [world.folder_names("train")[i // preset.images_per_concept] for i in range(len(world.train_latent))],
         world.file_names("train"))]  # fmt: skip
-    test_names = [f"test_images/{f}/{n}" for f, n in zip(world.folder_names("test"), world.file_names("test"))]
+    test_names = [
+        f"test_images/{f}/{n}" for f, n in zip(world.folder_names("test"), world.file_names("test"))
+    ]
     save_features(
         paths.features_dir("reference"),
         {
-            "train": (world.image_embeddings(world.train_latent), world.text_embeddings(world.train_concepts)),
+            "train": (
+                world.image_embeddings(world.train_latent),
+                world.text_embeddings(world.train_concepts),
+            ),
             "test": (world.image_embeddings(world.test_latent), world.text_embeddings(world.test_concepts)),
         },
         {
             "source": "simulator",
             "model": "simulator-reference",
             "seed": seed,
-            "splits": {"train": {"image_list_sha256": image_list_digest(train_names)},
-                       "test": {"image_list_sha256": image_list_digest(test_names)}},
+            "splits": {
+                "train": {"image_list_sha256": image_list_digest(train_names)},
+                "test": {"image_list_sha256": image_list_digest(test_names)},
+            },
         },  # fmt: skip
     )
     save_npy(out / "simulation" / "latents_train.npy", world.train_latent.astype(np.float32))
@@ -592,10 +613,14 @@ def simulate_dataset(
         ):
             data = np.empty((latent.shape[0], reps, len(THINGS_EEG2_CHANNELS), N_TIMES), dtype=dtype)
             starts = range(0, latent.shape[0], CHUNK)
-            for k, start in enumerate(tqdm(starts, desc=f"{name} {split}", disable=not progress, leave=False)):
+            for k, start in enumerate(
+                tqdm(starts, desc=f"{name} {split}", disable=not progress, leave=False)
+            ):
                 rng = _rng(seed, 30, s, code, k)
                 data[start : start + CHUNK] = subj.trials(latent[start : start + CHUNK], reps, rng)
-            write_preprocessed_file(split_file(paths.subject_dir(name), split), data, list(THINGS_EEG2_CHANNELS), TIMES_FULL)
+            write_preprocessed_file(
+                split_file(paths.subject_dir(name), split), data, list(THINGS_EEG2_CHANNELS), TIMES_FULL
+            )
             if split == "train":
                 del data
         subjects_info[name] = {"snr": subj.snr(), "alpha_hz": subj._params["alpha_freq"]}

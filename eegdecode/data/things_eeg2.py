@@ -60,11 +60,15 @@ def _load_pickled_dict(path: Path) -> dict:
     try:
         obj = np.load(path, allow_pickle=True)
     except Exception as exc:  # corrupt or foreign file
-        raise DataFormatError(path, f"cannot be read as a pickled dict ({type(exc).__name__}: {exc})") from exc
+        raise DataFormatError(
+            path, f"cannot be read as a pickled dict ({type(exc).__name__}: {exc})"
+        ) from exc
     if isinstance(obj, np.ndarray) and obj.dtype == object and obj.shape == ():
         obj = obj.item()
     if not isinstance(obj, dict):
-        raise DataFormatError(path, "wrong content", "a dict with keys " + ", ".join(KEYS), type(obj).__name__)
+        raise DataFormatError(
+            path, "wrong content", "a dict with keys " + ", ".join(KEYS), type(obj).__name__
+        )
     return obj
 
 
@@ -77,18 +81,27 @@ def check_finite(data: np.ndarray, path: Path, chunk: int = 256) -> None:
             idx = np.argwhere(bad)[0]
             kind = "NaN" if np.isnan(block[tuple(idx)]) else "Inf"
             first = (int(idx[0]) + start, *(int(i) for i in idx[1:]))
-            raise DataFormatError(path, f"data contain {int(bad.sum())}+ non-finite values", "finite values", f"{kind} at index {first}")
+            raise DataFormatError(
+                path,
+                f"data contain {int(bad.sum())}+ non-finite values",
+                "finite values",
+                f"{kind} at index {first}",
+            )
 
 
 def validate_times(times: np.ndarray, n_times: int, path: Path) -> np.ndarray:
     """The times of the data samples: all of ``times`` or, for the 250 Hz quirk, its last ``n_times`` values."""
     times = np.asarray(times, dtype=np.float64).ravel()
     if times.size < n_times:
-        raise DataFormatError(path, "'times' is shorter than the data", f">= {n_times} values", f"{times.size}")
+        raise DataFormatError(
+            path, "'times' is shorter than the data", f">= {n_times} values", f"{times.size}"
+        )
     times = times[-n_times:]
     diffs = np.diff(times)
     if n_times > 1 and not (diffs > 0).all():
-        raise DataFormatError(path, "'times' is not strictly increasing", "monotonic times", f"step {diffs.min():.4g} s")
+        raise DataFormatError(
+            path, "'times' is not strictly increasing", "monotonic times", f"step {diffs.min():.4g} s"
+        )
     return times
 
 
@@ -116,18 +129,29 @@ def read_preprocessed_file(
     data = obj["preprocessed_eeg_data"]
     if not isinstance(data, np.ndarray) or data.ndim != 4:
         found = getattr(data, "shape", type(data).__name__)
-        raise DataFormatError(path, "'preprocessed_eeg_data' has the wrong shape", "(images, repetitions, channels, times)", found)
+        raise DataFormatError(
+            path,
+            "'preprocessed_eeg_data' has the wrong shape",
+            "(images, repetitions, channels, times)",
+            found,
+        )
     if not np.issubdtype(data.dtype, np.floating):
-        raise DataFormatError(path, "'preprocessed_eeg_data' has the wrong dtype", "float64 or float32", data.dtype)
+        raise DataFormatError(
+            path, "'preprocessed_eeg_data' has the wrong dtype", "float64 or float32", data.dtype
+        )
     ch_names = [str(c) for c in obj["ch_names"]]
     if len(ch_names) != data.shape[2]:
-        raise DataFormatError(path, "'ch_names' disagrees with the data's channel axis", data.shape[2], len(ch_names))
+        raise DataFormatError(
+            path, "'ch_names' disagrees with the data's channel axis", data.shape[2], len(ch_names)
+        )
     if len(set(ch_names)) != len(ch_names):
         raise DataFormatError(path, "duplicate channel names", "unique names", ch_names)
     if expected_channels is not None:
         unknown = [c for c in ch_names if c not in expected_channels]
         if unknown:
-            raise DataFormatError(path, "unknown channel names", f"names from {list(expected_channels)}", unknown)
+            raise DataFormatError(
+                path, "unknown channel names", f"names from {list(expected_channels)}", unknown
+            )
     times = validate_times(obj["times"], data.shape[3], path)
     if check_values:
         check_finite(data, path)

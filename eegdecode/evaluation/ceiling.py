@@ -18,12 +18,16 @@ from eegdecode.evaluation.kway import KWayResult, kway_from_scores, standard_ks
 from eegdecode.io import read_json, write_json
 
 
-def ceiling_kway(subject: Subject, test: np.ndarray, n_reps: int | None = None, n_draws: int = 100, seed: int = 0) -> KWayResult:
+def ceiling_kway(
+    subject: Subject, test: np.ndarray, n_reps: int | None = None, n_draws: int = 100, seed: int = 0
+) -> KWayResult:
     """k-way accuracy of the ideal decoder on test data (n_images, n_reps, chans, times), the first ``n_reps``
     repetitions averaged (all when ``None``)."""
     queries = test[:, : n_reps or test.shape[1]].mean(axis=1)
     scores = ceiling_scores(subject, queries)
-    return kway_from_scores(scores, ks=standard_ks(len(queries)), n_draws=n_draws, seed=seed, metric="ideal-decoder")
+    return kway_from_scores(
+        scores, ks=standard_ks(len(queries)), n_draws=n_draws, seed=seed, metric="ideal-decoder"
+    )
 
 
 def ceiling_record(subject: Subject, test: np.ndarray, n_draws: int = 100, seed: int = 0) -> dict[str, Any]:
@@ -48,7 +52,9 @@ def load_ceiling(root: str | Path, subject: int | str) -> KWayResult | None:
     return None if rec is None else KWayResult.from_dict(rec["kway"])
 
 
-def simulate_with_ceiling(out: str | Path, preset="small", n_subjects: int = 1, seed: int = 0, **kwargs) -> dict[str, Any]:
+def simulate_with_ceiling(
+    out: str | Path, preset="small", n_subjects: int = 1, seed: int = 0, **kwargs
+) -> dict[str, Any]:
     """:func:`eegdecode.data.simulate.simulate_dataset` plus ``ceiling.json``; returns the per-subject records."""
     from eegdecode.data.simulate import simulate_dataset
 

@@ -286,7 +286,9 @@ def kway_accuracy(
         Scores per k (mean and standard deviation over draws, chance levels) and each query's full-gallery rank.
     """
     scores_matrix = similarity_matrix(query, gallery, metric)
-    return kway_from_scores(scores_matrix, ks=ks, n_draws=n_draws, seed=seed, topk=topk, names=names, metric=metric)
+    return kway_from_scores(
+        scores_matrix, ks=ks, n_draws=n_draws, seed=seed, topk=topk, names=names, metric=metric
+    )
 
 
 def kway_from_scores(

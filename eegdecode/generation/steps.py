@@ -117,7 +117,11 @@ def generate_from_run(
     meta = read_json(emb_dir / "embeddings.json")
     resolved = read_json(run_dir / "config.json")
     paths = DatasetPaths(Path(resolved["data_root"]), resolved["release"])
-    feats_dir = Path(resolved["features"]) if Path(resolved["features"]).is_dir() else paths.features_dir(resolved["features"])
+    feats_dir = (
+        Path(resolved["features"])
+        if Path(resolved["features"]).is_dir()
+        else paths.features_dir(resolved["features"])
+    )
     train_f, test_f = load_features(feats_dir, "train"), load_features(feats_dir, "test")
     eeg_train = np.load(emb_dir / "eeg_train.npy")
     index = np.load(emb_dir / "train_index.npy")
@@ -141,9 +145,13 @@ def generate_from_run(
         weights = build_tiny_pipeline(out_dir / "weights" / "tiny-sdxl", seed=seed)
         sdxl, ip_adapter = str(weights.sdxl), str(weights.ip_adapter)
     embed_norm = float(np.linalg.norm(np.asarray(train_f.image), axis=1).mean())
-    gen = Generator(sdxl, ip_adapter, device=device if device != "auto" else None, embed_norm=embed_norm, progress=True)
+    gen = Generator(
+        sdxl, ip_adapter, device=device if device != "auto" else None, embed_norm=embed_norm, progress=True
+    )
     if gen.random_weights:
-        log.warning("RANDOM-WEIGHT pipeline: the images are noise, not reconstructions (real weights: --sdxl/--ip-adapter)")
+        log.warning(
+            "RANDOM-WEIGHT pipeline: the images are noise, not reconstructions (real weights: --sdxl/--ip-adapter)"
+        )
     by_source: dict[str, Any] = {"image": np.asarray(test_f.image), "eeg": eeg_test}
     if "prior" in sources:
         by_source["prior"] = prior_out

@@ -31,10 +31,16 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 def rng_state() -> dict[str, Any]:
     """Python, numpy and torch RNG states in a form ``torch.load(weights_only=True)`` accepts."""
     py = random.getstate()
-    np_state = np.random.get_state()
+    np_state = np.random.get_state()  # noqa: NPY002  (third-party code may use the legacy global RNG)
     state = {
         "python": [py[0], torch.tensor(py[1], dtype=torch.int64), py[2] if py[2] is not None else -1.0],
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "numpy": [
+            np_state[0],
+            torch.from_numpy(np_state[1].astype(np.int64)),
+            int(np_state[2]),
+            int(np_state[3]),
+            float(np_state[4]),
+        ],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -46,7 +52,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
     v, internal, gauss = state["python"]
     random.setstate((v, tuple(int(x) for x in internal.tolist()), None if gauss == -1.0 else gauss))
     name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))  # noqa: NPY002
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -77,7 +83,9 @@ def save_checkpoint(
             state["scheduler"] = scheduler.state_dict()
         with atomic_path(state_path, suffix=".pt") as tmp:
             torch.save(state, tmp)
-    write_json(folder / f"{name}.json", {**info, "weights": weights.name, "weights_sha256": sha256_file(weights)})
+    write_json(
+        folder / f"{name}.json", {**info, "weights": weights.name, "weights_sha256": sha256_file(weights)}
+    )
     return weights
 
 

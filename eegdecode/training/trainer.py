@@ -109,7 +109,7 @@ class TrainConfig:
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002  (the legacy global RNG, for third-party code)
     torch.manual_seed(seed)
 
 
@@ -208,7 +208,10 @@ def load_fold_data(paths: DatasetPaths, fold: Fold, cfg: TrainConfig) -> FoldDat
         from eegdecode.errors import DataFormatError
 
         raise DataFormatError(
-            feats_dir / "image_features_train.npy", "feature rows disagree with the EEG's training images", n_images, train_feats.image.shape[0]
+            feats_dir / "image_features_train.npy",
+            "feature rows disagree with the EEG's training images",
+            n_images,
+            train_feats.image.shape[0],
         )
     image_concept = image_concepts_from_counts(n_images, train_feats.text.shape[0], feats_dir)
     train_c, val_c = split_concepts(train_feats.text.shape[0], cfg.data.val_fraction, cfg.data.val_seed)
@@ -238,7 +241,9 @@ def _validate(model, fd: FoldData, fold: Fold, cfg: TrainConfig, device, amp) ->
     return out
 
 
-def evaluate_test(model, fd: FoldData, fold: Fold, cfg: TrainConfig, device, gallery: str = "image") -> dict[str, Any]:
+def evaluate_test(
+    model, fd: FoldData, fold: Fold, cfg: TrainConfig, device, gallery: str = "image"
+) -> dict[str, Any]:
     """k-way test results per test subject (queries averaged over ``cfg.data.test_reps`` repetitions)."""
     gal = fd.test_feats.image if gallery == "image" else fd.test_feats.text
     out = {}
@@ -311,10 +316,13 @@ def train_fold(
     steps_per_epoch = max(1, len(dataset) // cfg.batch_size)
     ddp_model = model
     if world > 1:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(int(cfg.warmup_epochs * steps_per_epoch), cfg.epochs * steps_per_epoch, cfg.cosine)
+        optimizer,
+        lr_lambda(int(cfg.warmup_epochs * steps_per_epoch), cfg.epochs * steps_per_epoch, cfg.cosine),
     )
     img_feats = torch.as_tensor(np.asarray(fd.train_feats.image), dtype=torch.float32)
     txt_feats = torch.as_tensor(np.asarray(fd.train_feats.text), dtype=torch.float32)
@@ -322,7 +330,9 @@ def train_fold(
     ckpt = run_dir / "checkpoints"
     start_epoch, best, best_epoch, bad_epochs, step = 0, -1.0, -1, 0, 0
     if resume and (ckpt / "last.json").exists():
-        info = load_checkpoint(ckpt, "last", model, optimizer, scheduler, restore_rng=True, map_location=device)
+        info = load_checkpoint(
+            ckpt, "last", model, optimizer, scheduler, restore_rng=True, map_location=device
+        )
         start_epoch, best, best_epoch = info["epoch"] + 1, info["best_val"], info["best_epoch"]
         bad_epochs, step = info["bad_epochs"], info["step"]
         log.info("resuming %s after epoch %d", run_dir, info["epoch"])
@@ -337,7 +347,9 @@ def train_fold(
                              num_workers=cfg.num_workers, drop_last=len(dataset) > cfg.batch_size)  # fmt: skip
         sums: dict[str, float] = {}
         n_batches = 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or rank != 0, leave=False)
+        bar = tqdm(
+            loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or rank != 0, leave=False
+        )
         for batch in bar:
             x = batch["eeg"].to(device, non_blocking=True)
             sub = batch["subject"].to(device)
@@ -367,7 +379,9 @@ def train_fold(
                     kmax = max(res.ks)
                     row[f"test_monitor_{sname}_top1_{kmax}way"] = res.scores[kmax].top1_mean
                 row["test_monitor_note"] = "test-set monitoring only; never used for model selection"
-        score = row.get("val_top1", float(epoch)) if rank == 0 else 0.0  # no validation split: keep the last epoch
+        score = (
+            row.get("val_top1", float(epoch)) if rank == 0 else 0.0
+        )  # no validation split: keep the last epoch
         if world > 1:  # every rank must agree on "improved" and on early stopping
             box = [score]
             dist.broadcast_object_list(box, src=0)
@@ -388,7 +402,9 @@ def train_fold(
             save_checkpoint(ckpt, "last", model, info, optimizer, scheduler)
             if wandb_run is not None:
                 wandb_run.log(row, step=step)
-            log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items() if isinstance(v, float)})
+            log.info(
+                "epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items() if isinstance(v, float)}
+            )
         if world > 1:
             dist.barrier()
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
@@ -448,7 +464,9 @@ def _fit_ridge(model, cfg, fd: FoldData, fold: Fold, run_dir: Path, device, reso
     y_val = np.asarray(fd.train_feats.image)[fd.val_images]
     model.fit(x_train, y_train, x_val, y_val, **cfg.model_options.get("fit", {}))
     report = getattr(model, "fit_report_", None)
-    save_checkpoint(run_dir / "checkpoints", "best", model, {"epoch": 0, "model": "ridge", "fit_report": report})
+    save_checkpoint(
+        run_dir / "checkpoints", "best", model, {"epoch": 0, "model": "ridge", "fit_report": report}
+    )
     results = _results(model, fd, fold, cfg, device, resolved, 0, float("nan"))
     write_json(run_dir / "results.json", results)
     return results

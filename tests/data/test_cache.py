@@ -29,7 +29,9 @@ def test_prepare_round_trip_float16_and_float32(subject_copy, tmp_path):
         assert isinstance(cache.train, np.memmap) and cache.train.dtype == dtype
         assert list(cache.train.shape) == meta["shapes"]["train"] == list(ref.shape)
         assert cache.times.size == 250 and cache.times[0] == 0.0
-        np.testing.assert_allclose(cache.train.astype(np.float64), ref.data, rtol=tol, atol=tol * np.abs(ref.data).max())
+        np.testing.assert_allclose(
+            cache.train.astype(np.float64), ref.data, rtol=tol, atol=tol * np.abs(ref.data).max()
+        )
         assert not [p for p in cache_dir.iterdir() if p.name.startswith(".")]
 
 

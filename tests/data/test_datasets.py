@@ -71,9 +71,14 @@ def test_trial_and_average_units_and_subject_index(subjects):
     again = next(iter(make_loader(trials, batch_size=64, shuffle=True, seed=1)))
     assert torch.equal(batch["image"], again["image"]) and torch.equal(batch["eeg"], again["eeg"])
     # Two processes each get half of every global batch: together, exactly the single-process batch.
-    halves = [next(iter(make_loader(trials, batch_size=64, shuffle=True, seed=1, rank=r, world=2))) for r in (0, 1)]
+    halves = [
+        next(iter(make_loader(trials, batch_size=64, shuffle=True, seed=1, rank=r, world=2))) for r in (0, 1)
+    ]
     assert torch.equal(torch.cat([h["image"] for h in halves]), batch["image"])
-    assert next(iter(make_loader(trials, batch_size=64, seed=1, epoch=1)))["image"].tolist() != batch["image"].tolist()
+    assert (
+        next(iter(make_loader(trials, batch_size=64, seed=1, epoch=1)))["image"].tolist()
+        != batch["image"].tolist()
+    )
     item = avg[0]
     np.testing.assert_allclose(item["eeg"].numpy(), s[0].read("train", np.array([imgs[0]]))[0])
 

@@ -8,7 +8,14 @@ from PIL import Image
 
 from eegdecode.data.channels import THINGS_EEG2_CHANNELS
 from eegdecode.data.paths import DatasetPaths
-from eegdecode.data.simulate import PRESETS, Preset, Subject, ceiling_scores, load_simulation, simulate_dataset
+from eegdecode.data.simulate import (
+    PRESETS,
+    Preset,
+    Subject,
+    ceiling_scores,
+    load_simulation,
+    simulate_dataset,
+)
 from eegdecode.data.things_eeg2 import read_preprocessed_file
 from eegdecode.embeddings.store import load_features
 from eegdecode.errors import OutputExistsError
@@ -36,7 +43,9 @@ def test_layout_matches_the_real_release(tiny_root):
     train_folders = sorted(d.name for d in (img_dir / "training_images").iterdir())
     test_folders = sorted(d.name for d in (img_dir / "test_images").iterdir())
     assert len(train_folders) == p.n_train_concepts and len(test_folders) == p.n_test_concepts
-    assert train_folders[0].startswith("00001_") and train_folders[-1].startswith(f"{p.n_train_concepts:05d}_")
+    assert train_folders[0].startswith("00001_") and train_folders[-1].startswith(
+        f"{p.n_train_concepts:05d}_"
+    )
     concept = lambda f: f.split("_", 1)[1]  # noqa: E731
     assert not {concept(f) for f in train_folders} & {concept(f) for f in test_folders}
     first = sorted((img_dir / "training_images" / train_folders[0]).iterdir())
@@ -45,7 +54,14 @@ def test_layout_matches_the_real_release(tiny_root):
         assert im.format == "JPEG" and im.size == (p.image_size, p.image_size)
     meta = np.load(img_dir / "image_metadata.npy", allow_pickle=True).item()
     assert sorted(meta) == sorted(
-        ["train_img_concepts", "train_img_files", "train_img_concepts_THINGS", "test_img_concepts", "test_img_files", "test_img_concepts_THINGS"]
+        [
+            "train_img_concepts",
+            "train_img_files",
+            "train_img_concepts_THINGS",
+            "test_img_concepts",
+            "test_img_files",
+            "test_img_concepts_THINGS",
+        ]
     )
     assert len(meta["train_img_files"]) == train.shape[0] and meta["train_img_files"][0] == first[0].name
 
@@ -60,7 +76,11 @@ def test_same_seed_same_files_other_seed_other_data(tmp_path):
         simulate_dataset(tmp_path / name, preset, n_subjects=1, seed=seed, progress=False)
     rel = "Preprocessed_data_250Hz/sub-01/preprocessed_eeg_training.npy"
     assert filecmp.cmp(tmp_path / "a" / rel, tmp_path / "b" / rel, shallow=False)
-    assert filecmp.cmp(tmp_path / "a/features/reference/image_features_train.npy", tmp_path / "b/features/reference/image_features_train.npy", shallow=False)
+    assert filecmp.cmp(
+        tmp_path / "a/features/reference/image_features_train.npy",
+        tmp_path / "b/features/reference/image_features_train.npy",
+        shallow=False,
+    )
     a = read_preprocessed_file(tmp_path / "a" / rel).data
     c = read_preprocessed_file(tmp_path / "c" / rel).data
     assert not np.allclose(a, c)

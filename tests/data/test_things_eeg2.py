@@ -37,7 +37,10 @@ def test_reads_250hz_layout_and_drops_first_50_times(tmp_path):
 def test_reads_gifford_np_save_dict_100hz(tmp_path):
     path = tmp_path / "preprocessed_eeg_test.npy"
     data = np.zeros((3, 5, 17, 100))
-    np.save(path, {"preprocessed_eeg_data": data, "ch_names": list(POSTERIOR_17), "times": np.arange(-20, 80) / 100})
+    np.save(
+        path,
+        {"preprocessed_eeg_data": data, "ch_names": list(POSTERIOR_17), "times": np.arange(-20, 80) / 100},
+    )
     eeg = read_preprocessed_file(path)
     assert eeg.shape == (3, 5, 17, 100) and eeg.sfreq == 100.0 and eeg.times[0] == pytest.approx(-0.2)
 

@@ -15,7 +15,9 @@ from eegdecode.training.trainer import TrainConfig, train_fold
 def test_short_run_beats_chance(tiny_root, tmp_path, model, epochs):
     cfg = TrainConfig(model=model, epochs=epochs, batch_size=64, seed=0, device="cpu", eval_draws=20,
                       data=DataOptions(train_unit="trial", val_fraction=0.1))  # fmt: skip
-    res = train_fold(cfg, DatasetPaths(tiny_root), make_folds("intra", [1])[0], tmp_path / model, progress=False)
+    res = train_fold(
+        cfg, DatasetPaths(tiny_root), make_folds("intra", [1])[0], tmp_path / model, progress=False
+    )
     full = res["kway"]["k"]["20"]
     assert full["chance_top1"] == 0.05
     assert full["top1_mean"] >= 0.15, f"{model}: 20-way top-1 {full['top1_mean']:.2f}, chance 0.05"

@@ -37,10 +37,17 @@ def test_run_writes_config_metrics_results_plot_and_checkpoints(tiny_root, tmp_p
     res = train_fold(_cfg(), paths, fold, tmp_path / "run", progress=False)
     run = tmp_path / "run"
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["model"] == "NICE_EEG" and cfg["n_chans"] == 17 and cfg["n_times"] == 150 and cfg["data"]["channels"] == "posterior17"
+    assert (
+        cfg["model"] == "NICE_EEG"
+        and cfg["n_chans"] == 17
+        and cfg["n_times"] == 150
+        and cfg["data"]["channels"] == "posterior17"
+    )
     rows = _rows(run)
     assert [r["epoch"] for r in rows] == [0, 1, 2] and all("val_top1" in r for r in rows)
-    assert not any(k.startswith("test") for r in rows for k in r)  # the test set is not looked at during training
+    assert not any(
+        k.startswith("test") for r in rows for k in r
+    )  # the test set is not looked at during training
     assert res["selected_epoch"] == int(np.argmax([r["val_top1"] for r in rows]))
     assert "held-out training concepts" in res["selected_by"]
     assert res["kway"]["k"]["20"]["chance_top1"] == pytest.approx(0.05)
@@ -72,14 +79,20 @@ def test_same_seed_same_numbers(tiny_root, tmp_path):
     fold = make_folds("intra", [1])[0]
     a = train_fold(_cfg(epochs=1), paths, fold, tmp_path / "a", progress=False)
     b = train_fold(_cfg(epochs=1), paths, fold, tmp_path / "b", progress=False)
-    c = train_fold(_cfg(epochs=1, seed=1), paths, fold, tmp_path / "c", progress=False)
+    train_fold(_cfg(epochs=1, seed=1), paths, fold, tmp_path / "c", progress=False)
     assert a["kway"] == b["kway"]
     assert _rows(tmp_path / "a")[0]["train_total"] != _rows(tmp_path / "c")[0]["train_total"]
 
 
 def test_ridge_baseline_and_joint_protocol(tiny_root, tmp_path):
     paths = DatasetPaths(tiny_root)
-    res = train_fold(_cfg(model="ridge", model_options={"time_bin": 5}), paths, make_folds("intra", [1])[0], tmp_path / "ridge", progress=False)
+    res = train_fold(
+        _cfg(model="ridge", model_options={"time_bin": 5}),
+        paths,
+        make_folds("intra", [1])[0],
+        tmp_path / "ridge",
+        progress=False,
+    )
     assert res["kway"]["k"]["20"]["top1_mean"] > 0.05
     joint = make_folds("joint", [1, 2])[0]
     res = train_fold(_cfg(epochs=1), paths, joint, tmp_path / "joint", progress=False)
