@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "summarize": ("summarize", "mean ± sd tables over runs (subjects x seeds) per model and k"),
     "extract": ("extract", "generation step 1: EEG embeddings of a trained run"),
     "generate": ("generate", "generation step 2: diffusion prior + SDXL-Turbo/IP-Adapter images"),
+    "metrics": ("metrics", "reconstruction metrics (PixCorr, SSIM, AlexNet, Inception, CLIP, EffNet-B, SwAV, FID)"),
     "demo": ("demo", "run the whole pipeline on the built-in simulated data set"),
 }
 

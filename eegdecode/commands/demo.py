@@ -4,7 +4,7 @@ Steps: simulate (``small`` preset, with its retrieval ceiling) -> prepare the ca
 with a tiny *random-weight* open_clip model, clearly labelled; training uses the simulator's reference embeddings)
 -> fit the ridge baseline and train NervformerV2 -> test k-way table next to the ceiling -> generation: step 1
 (EEG embeddings), step 2 (diffusion prior, a few epochs, + a tiny *random-weight* SDXL/IP-Adapter pipeline built from
-configs: the images are noise, the code path is the real one).
+configs: the images are noise, the code path is the real one) -> reconstruction metrics on those images.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     root = out / "data"
     paths = DatasetPaths(root)
-    n = 5 if args.skip_generation else 6
+    n = 5 if args.skip_generation else 7
 
     _step(1, n, f"simulate THINGS-EEG2 ({args.preset}) -> {root}")
     desc_file = root / "simulation.json"
