@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="NervformerV2")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
-    p.add_argument("--prior-epochs", type=int, default=3)
+    p.add_argument("--prior-epochs", type=int, default=1, help="diffusion prior epochs (real runs: 150)")
     p.add_argument("--skip-generation", action="store_true")
 
 
@@ -82,10 +82,12 @@ def run(args: argparse.Namespace) -> int:
                        data=DataOptions(val_fraction=0.05), model_options={"time_bin": 5}, eval_draws=100)  # fmt: skip
     runs = out / "runs"
     results = []
-    for cfg in (
-        base,
-        dataclasses.replace(base, model=args.model, model_options={}, epochs=args.epochs, lr=3e-4),
-    ):
+    # The deep model trains on repetition-averaged samples (NICE/UBP style) so that it fits a CPU budget.
+    deep = dataclasses.replace(
+        base, model=args.model, model_options={}, epochs=args.epochs, lr=3e-4, batch_size=128,
+        data=DataOptions(val_fraction=0.05, train_unit="average"),
+    )  # fmt: skip
+    for cfg in (base, deep):
         run_dir = runs / cfg.model / "intra" / fold.name / f"seed{cfg.seed}"
         t0 = time.perf_counter()
         res = train_fold(cfg, paths, fold, run_dir, overwrite=True)
@@ -119,6 +121,24 @@ def run(args: argparse.Namespace) -> int:
         print(
             "Real images: eegdecode generate RUN --sdxl weights/sdxl-turbo --ip-adapter weights/ip-adapter (see README)."
         )
+
+        _step(
+            7,
+            n,
+            "reconstruction metrics (PixCorr and SSIM computed; network metrics need their local weights)",
+        )
+        from eegdecode.cli import main as cli_main
+
+        cli_main(["metrics", "--manifest", str(manifest), "--overwrite"])
+
+        _step(
+            7,
+            n,
+            "reconstruction metrics (PixCorr and SSIM computed; network metrics need their local weights)",
+        )
+        from eegdecode.cli import main as cli_main
+
+        cli_main(["metrics", "--manifest", str(manifest), "--overwrite"])
     print(f"\nDemo finished in {time.perf_counter() - t_start:.0f} s. Outputs: {out}")
     return 0
 

@@ -27,6 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--sources", nargs="+", default=["image", "eeg", "prior"], choices=("image", "eeg", "prior")
     )
     p.add_argument("--max-images", type=int, help="only the first N test images")
+    p.add_argument(
+        "--lowlevel", action="store_true", help="add the low-level path: EEG -> SDXL-VAE latent -> img2img"
+    )
+    p.add_argument("--strength", type=float, default=0.5, help="img2img strength of the low-level path")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         run_folder(args), args.out, sdxl=args.sdxl, ip_adapter=args.ip_adapter, tiny=args.tiny,
         prior_epochs=args.prior_epochs, prior_batch_size=args.prior_batch_size, n_per_concept=args.n_per_concept,
         size=args.size, seed=args.seed, device=args.device, overwrite=args.overwrite, sources=tuple(args.sources),
-        max_images=args.max_images,
+        max_images=args.max_images, lowlevel=args.lowlevel, strength=args.strength,
     )  # fmt: skip
     print(f"images and manifest written: {manifest}")
     return 0

@@ -104,8 +104,15 @@ def generate_from_run(
     overwrite: bool = False,
     sources: tuple[str, ...] = ("image", "eeg", "prior"),
     max_images: int | None = None,
+    lowlevel: bool = False,
+    strength: float = 0.5,
 ) -> Path:
-    """Step 2: prior (trained if missing) + SDXL-Turbo/IP-Adapter images; returns the manifest path."""
+    """Step 2: prior (trained if missing) + SDXL-Turbo/IP-Adapter images; returns the manifest path.
+
+    ``lowlevel`` adds the source ``lowlevel``: SDXL-VAE latents of the training images (cached in
+    ``<run>/lowlevel/``), a ridge regression from each image's EEG embedding (repetitions averaged) to its latent,
+    and img2img from the predicted test latents at ``strength``, conditioned on the EEG embedding.
+    """
     from eegdecode.generation.manifest import generate_all
     from eegdecode.generation.prior import PriorConfig, load_prior, sample_prior, save_prior, train_prior
     from eegdecode.generation.sdxl import Generator, build_tiny_pipeline
@@ -145,9 +152,7 @@ def generate_from_run(
         weights = build_tiny_pipeline(out_dir / "weights" / "tiny-sdxl", seed=seed)
         sdxl, ip_adapter = str(weights.sdxl), str(weights.ip_adapter)
     embed_norm = float(np.linalg.norm(np.asarray(train_f.image), axis=1).mean())
-    gen = Generator(
-        sdxl, ip_adapter, device=device if device != "auto" else None, embed_norm=embed_norm, progress=True
-    )
+    gen = Generator(sdxl, ip_adapter, device=device if device != "auto" else None, embed_norm=embed_norm)
     if gen.random_weights:
         log.warning(
             "RANDOM-WEIGHT pipeline: the images are noise, not reconstructions (real weights: --sdxl/--ip-adapter)"
@@ -156,11 +161,45 @@ def generate_from_run(
     if "prior" in sources:
         by_source["prior"] = prior_out
     n = len(eeg_test) if max_images is None else min(max_images, len(eeg_test))
-    split = ImageSet(paths.image_set_dir).split("test")
+    image_set = ImageSet(paths.image_set_dir)
+    split = image_set.split("test")
     chosen = {s: torch.as_tensor(by_source[s][:n], dtype=torch.float32) for s in sources}
+    init_latents = None
+    if lowlevel:
+        chosen["lowlevel"] = torch.as_tensor(eeg_test[:n], dtype=torch.float32)
+        init_latents = {
+            "lowlevel": _lowlevel_latents(gen, image_set, run_dir, eeg_train, index, eeg_test[:n], size, seed)
+        }
     return generate_all(
         gen, chosen, list(split.image_concepts[:n]), [str(p) for p in split.image_paths[:n]], out_dir,
         meta["model"], meta["subject"], n_per_concept=n_per_concept, seed=seed, height=size, width=size,
-        provenance={"embeddings": meta, "embed_norm": embed_norm, "generator": gen.settings(), "features": str(feats_dir)},
+        init_latents=init_latents, strength=strength,
+        provenance={"embeddings": meta, "embed_norm": embed_norm, "generator": gen.settings(), "features": str(feats_dir),
+                    "lowlevel": {"strength": strength} if lowlevel else None},
         overwrite=overwrite,
     )  # fmt: skip
+
+
+def _lowlevel_latents(
+    gen, image_set: ImageSet, run_dir: Path, eeg_train, index, eeg_test, size: int, seed: int
+):
+    """Predicted unscaled VAE latents of the test images from their EEG embeddings (ridge, penalty on held-out pairs)."""
+    from eegdecode.generation.lowlevel import encode_latents, fit_latent_ridge, load_latents, save_latents
+
+    train = image_set.split("train")
+    path = run_dir / "lowlevel" / f"latents_train_{size}px.npy"
+    vae = gen.pipe.vae
+    if path.exists():
+        latents, _ = load_latents(path)
+        latents = torch.as_tensor(np.asarray(latents))
+    else:
+        latents = encode_latents(vae, [str(p) for p in train.image_paths], size=size)
+        save_latents(path, latents, [str(p) for p in train.relative_names], float(vae.config.scaling_factor),
+                     {"size": size, "random_weights": gen.random_weights})  # fmt: skip
+    # One EEG embedding per training image: the mean over its repetitions (rows of eeg_train, see train_index.npy).
+    n_img = latents.shape[0]
+    sums = np.zeros((n_img, eeg_train.shape[1]), dtype=np.float64)
+    np.add.at(sums, index[:, 0], eeg_train)
+    per_image = (sums / np.bincount(index[:, 0], minlength=n_img)[:, None]).astype(np.float32)
+    ridge = fit_latent_ridge(per_image, latents, seed=seed)
+    return ridge.predict(eeg_test)

@@ -43,3 +43,15 @@ def test_step1_then_step2_write_embeddings_images_and_manifest(trained_run, tmp_
     assert len(m["ground_truth"]) == 3
     assert (trained_run / "prior" / "prior.json").exists()
     assert m["provenance"]["embeddings"]["checkpoint_sha256"] == meta["checkpoint_sha256"]
+
+
+def test_lowlevel_path_adds_img2img_images(trained_run, tmp_path):
+    if not (trained_run / "embeddings" / "embeddings.json").exists():
+        extract_embeddings(trained_run, device="cpu")
+    manifest = generate_from_run(trained_run, tmp_path, tiny=True, size=64, device="cpu", max_images=2,
+                                 sources=("eeg",), lowlevel=True, strength=0.5)  # fmt: skip
+    m = json.loads(manifest.read_text())
+    assert sorted({i["source"] for i in m["images"]}) == ["eeg", "lowlevel"]
+    latents = np.load(trained_run / "lowlevel" / "latents_train_64px.npy")
+    assert latents.shape == (240, 4, 8, 8)  # unscaled SDXL-VAE latents of every training image
+    assert m["provenance"]["lowlevel"] == {"strength": 0.5}
