@@ -83,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     run_group = parser.add_argument_group("running")
-    run_group.add_argument("--device", help="cuda, cuda:1, cpu, ... (default: the GPU if there is one)")
+    run_group.add_argument("--device", help="cuda, cuda:N, cpu, ... (default: the GPU if there is one)")
     run_group.add_argument(
         "--batch-size",
         type=int,

@@ -475,7 +475,7 @@ def compute_features(
     batch_size : int
         Images (and prompts) per forward pass.
     device : str
-        ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+        ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ...
     splits : iterable of str
         Splits to provide, from ``("train", "test")``.
     force : bool
