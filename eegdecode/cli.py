@@ -21,7 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "summarize": ("summarize", "mean ± sd tables over runs (subjects x seeds) per model and k"),
     "extract": ("extract", "generation step 1: EEG embeddings of a trained run"),
     "generate": ("generate", "generation step 2: diffusion prior + SDXL-Turbo/IP-Adapter images"),
-    "metrics": ("metrics", "reconstruction metrics (PixCorr, SSIM, AlexNet, Inception, CLIP, EffNet-B, SwAV, FID)"),
+    "metrics": (
+        "metrics",
+        "reconstruction metrics (PixCorr, SSIM, AlexNet, Inception, CLIP, EffNet-B, SwAV, FID)",
+    ),
     "demo": ("demo", "run the whole pipeline on the built-in simulated data set"),
 }
 
@@ -52,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     # Our messages at INFO; third-party libraries (some log to the root logger) only from WARNING, unless -v.
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("eegdecode").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if not getattr(args, "_run", None):
         parser.print_help()
