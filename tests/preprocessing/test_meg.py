@@ -73,11 +73,11 @@ def test_encoders_take_meg_shapes(name):
 
 
 def test_meg_learning_beats_chance(meg_root, tmp_path):
+    import shutil
+
     from eegdecode.data.datasets import DataOptions, make_folds
     from eegdecode.data.paths import DatasetPaths
     from eegdecode.training.trainer import TrainConfig, train_fold
-
-    import shutil
 
     root, _ = meg_root
     if not (root / "data" / "features").exists():  # the simulator wrote the image set's reference embeddings
