@@ -23,6 +23,7 @@ import numpy as np
 from numpy.lib.format import open_memmap
 
 from eegdecode import __version__
+from eegdecode.data.channels import THINGS_EEG2_CHANNELS
 from eegdecode.data.things_eeg2 import SPLIT_FILES, read_preprocessed_file, split_file
 from eegdecode.errors import DataFormatError, MissingFileError, check_option
 from eegdecode.io import atomic_path, file_stamp, read_json, write_json
@@ -82,8 +83,14 @@ def cache_status(source_dir: str | Path, cache_dir: str | Path, dtype: str | Non
     return "ok"
 
 
-def _convert_split(path: Path, out: Path, dtype: str, chunk: int = 512) -> dict[str, Any]:
-    eeg = read_preprocessed_file(path)
+def _convert_split(
+    path: Path,
+    out: Path,
+    dtype: str,
+    chunk: int = 512,
+    expected_channels: tuple[str, ...] | None = THINGS_EEG2_CHANNELS,
+) -> dict[str, Any]:
+    eeg = read_preprocessed_file(path, expected_channels)
     data = eeg.data
     with atomic_path(out, suffix=".npy") as tmp:
         arr = open_memmap(tmp, mode="w+", dtype=dtype, shape=data.shape)
@@ -110,9 +117,15 @@ def _convert_split(path: Path, out: Path, dtype: str, chunk: int = 512) -> dict[
 
 
 def prepare_subject(
-    source_dir: str | Path, cache_dir: str | Path, dtype: str = "float16", force: bool = False
+    source_dir: str | Path,
+    cache_dir: str | Path,
+    dtype: str = "float16",
+    force: bool = False,
+    expected_channels: tuple[str, ...] | None = THINGS_EEG2_CHANNELS,
 ) -> dict[str, Any]:
     """Convert one subject's two pickled files into the cache (skipped when the cache is up to date).
+
+    ``expected_channels``: names the files may hold (``None`` for MEG sensors: not checked).
 
     Returns the sidecar. The sidecar is written last, so an interrupted conversion is redone next time.
     """
@@ -130,7 +143,12 @@ def prepare_subject(
         meta_path.unlink()  # invalidate first: arrays and sidecar must never disagree
     parts = {}
     for split in SPLIT_FILES:
-        parts[split] = _convert_split(split_file(source_dir, split), cache_dir / f"{split}.npy", dtype)
+        parts[split] = _convert_split(
+            split_file(source_dir, split),
+            cache_dir / f"{split}.npy",
+            dtype,
+            expected_channels=expected_channels,
+        )
     train, test = parts["train"], parts["test"]
     for key in ("ch_names", "times"):
         if train[key] != test[key]:
@@ -200,12 +218,17 @@ def open_cache(cache_dir: str | Path, dtype: str | None = None) -> SubjectCache:
     return SubjectCache(train=arrays["train"], test=arrays["test"], meta=meta, path=cache_dir)
 
 
-def ensure_cache(source_dir: str | Path, cache_dir: str | Path, dtype: str = "float16") -> SubjectCache:
+def ensure_cache(
+    source_dir: str | Path,
+    cache_dir: str | Path,
+    dtype: str = "float16",
+    expected_channels: tuple[str, ...] | None = THINGS_EEG2_CHANNELS,
+) -> SubjectCache:
     """Open the cache, (re)building it first when missing or stale."""
     source_dir = Path(source_dir)
     if source_dir.exists():
         if cache_status(source_dir, cache_dir, dtype) != "ok":
-            prepare_subject(source_dir, cache_dir, dtype)
+            prepare_subject(source_dir, cache_dir, dtype, expected_channels=expected_channels)
     elif not (Path(cache_dir) / "meta.json").exists():
         raise MissingFileError(source_dir, "neither the source files nor a cache exist for this subject")
     return open_cache(cache_dir, dtype)

@@ -84,7 +84,9 @@ class SubjectData:
         cls, paths: DatasetPaths, subject: int | str, options: DataOptions = DataOptions()
     ) -> SubjectData:
         name = subject_name(subject)
-        cache = ensure_cache(paths.subject_dir(name), paths.cache_dir(name), options.dtype)
+        cache = ensure_cache(
+            paths.subject_dir(name), paths.cache_dir(name), options.dtype, paths.expected_channels
+        )
         return cls(cache, options, name)
 
     @property

@@ -6,6 +6,7 @@ A data root holds the folders of the THINGS-EEG2 releases side by side::
     <root>/preprocessed_data/sub-XX/preprocessed_eeg_{training,test}.npy         (Gifford 100 Hz, 17 ch)
     <root>/image_set/{training_images,test_images,image_metadata.npy}
     <root>/features/<name>/                                                       (feature stores)
+    <root>/Preprocessed_MEG_200Hz/sub-XX/preprocessed_eeg_{training,test}.npy     (THINGS-MEG, 271 ch, same format)
     <root>/cache/<release>/sub-XX/                                                (eegdecode prepare)
 """
 
@@ -23,6 +24,7 @@ ENV_DATA = "EEGDECODE_DATA"
 RELEASES: dict[str, str] = {
     "250hz": "Preprocessed_data_250Hz",
     "100hz": "preprocessed_data",
+    "meg": "Preprocessed_MEG_200Hz",
 }
 """Release name -> folder name under the data root."""
 
@@ -66,6 +68,13 @@ class DatasetPaths:
 
     def subject_dir(self, subject: int | str) -> Path:
         return self.eeg_dir / subject_name(subject)
+
+    @property
+    def expected_channels(self) -> tuple[str, ...] | None:
+        """Channel names the release may hold (``None``: not checked, as for the 271 MEG sensors)."""
+        from eegdecode.data.channels import THINGS_EEG2_CHANNELS
+
+        return None if self.release == "meg" else THINGS_EEG2_CHANNELS
 
     @property
     def image_set_dir(self) -> Path:

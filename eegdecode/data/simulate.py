@@ -535,48 +535,12 @@ def _write_images(world: World, image_dir: Path, seed: int, progress: bool = Tru
     write_image_metadata(image_dir / "image_metadata.npy", meta)
 
 
-def simulate_dataset(
-    out: str | Path,
-    preset: str | Preset = "tiny",
-    n_subjects: int = 1,
-    seed: int = 0,
-    dtype: str = "float64",
-    overwrite: bool = False,
-    write_images: bool = True,
-    progress: bool = True,
-    on_subject: Callable[[str, Subject, np.ndarray], dict[str, Any] | None] | None = None,
-) -> dict[str, Any]:
-    """Write a simulated THINGS-EEG2 data set under ``out`` and return its description (also ``simulation.json``).
-
-    Written: ``Preprocessed_data_250Hz/sub-XX/preprocessed_eeg_{training,test}.npy`` (pickled dicts, float64 by
-    default as in the release, float32 on request, the 300-value ``times``), ``image_set/`` (JPEGs and
-    ``image_metadata.npy``), ``features/reference/`` (reference embeddings in the feature-store format),
-    ``simulation/latents_{train,test}.npy`` (ground truth) and ``simulation.json``.
-
-    ``on_subject(name, subject, test_data)`` is called with each subject's test array while it is in memory (the
-    ``simulate`` command computes the retrieval ceiling there); what it returns is stored in ``simulation.json``.
-    """
-    from tqdm.auto import tqdm
-
+def write_reference_features(world: World, paths: DatasetPaths, seed: int) -> None:
+    """Write the World's reference image and text embeddings to ``features/reference/`` (feature-store format)."""
     from eegdecode.embeddings.store import image_list_digest, save_features
 
-    check_option("dtype", dtype, ("float64", "float32"))
-    if isinstance(preset, str):
-        check_option("preset", preset, PRESETS)
-        preset_name, preset = preset, PRESETS[preset]
-    else:
-        preset_name = "custom"
-    out = Path(out)
-    desc_path = out / "simulation.json"
-    if desc_path.exists() and not overwrite:
-        raise OutputExistsError(desc_path)
-    paths = DatasetPaths(out)
-    world = World(preset, seed)
-    log.info("simulating THINGS-EEG2 (%s, %d subject(s)) into %s", preset_name, n_subjects, out)
-    if write_images:
-        _write_images(world, paths.image_set_dir, seed, progress)
     train_names = [f"training_images/{f}/{n}" for f, n in zip(
-        [world.folder_names("train")[i // preset.images_per_concept] for i in range(len(world.train_latent))],
+        [world.folder_names("train")[i // world.preset.images_per_concept] for i in range(len(world.train_latent))],
         world.file_names("train"))]  # fmt: skip
     test_names = [
         f"test_images/{f}/{n}" for f, n in zip(world.folder_names("test"), world.file_names("test"))
@@ -600,6 +564,47 @@ def simulate_dataset(
             },
         },  # fmt: skip
     )
+
+
+def simulate_dataset(
+    out: str | Path,
+    preset: str | Preset = "tiny",
+    n_subjects: int = 1,
+    seed: int = 0,
+    dtype: str = "float64",
+    overwrite: bool = False,
+    write_images: bool = True,
+    progress: bool = True,
+    on_subject: Callable[[str, Subject, np.ndarray], dict[str, Any] | None] | None = None,
+) -> dict[str, Any]:
+    """Write a simulated THINGS-EEG2 data set under ``out`` and return its description (also ``simulation.json``).
+
+    Written: ``Preprocessed_data_250Hz/sub-XX/preprocessed_eeg_{training,test}.npy`` (pickled dicts, float64 by
+    default as in the release, float32 on request, the 300-value ``times``), ``image_set/`` (JPEGs and
+    ``image_metadata.npy``), ``features/reference/`` (reference embeddings in the feature-store format),
+    ``simulation/latents_{train,test}.npy`` (ground truth) and ``simulation.json``.
+
+    ``on_subject(name, subject, test_data)`` is called with each subject's test array while it is in memory (the
+    ``simulate`` command computes the retrieval ceiling there); what it returns is stored in ``simulation.json``.
+    """
+    from tqdm.auto import tqdm
+
+    check_option("dtype", dtype, ("float64", "float32"))
+    if isinstance(preset, str):
+        check_option("preset", preset, PRESETS)
+        preset_name, preset = preset, PRESETS[preset]
+    else:
+        preset_name = "custom"
+    out = Path(out)
+    desc_path = out / "simulation.json"
+    if desc_path.exists() and not overwrite:
+        raise OutputExistsError(desc_path)
+    paths = DatasetPaths(out)
+    world = World(preset, seed)
+    log.info("simulating THINGS-EEG2 (%s, %d subject(s)) into %s", preset_name, n_subjects, out)
+    if write_images:
+        _write_images(world, paths.image_set_dir, seed, progress)
+    write_reference_features(world, paths, seed)
     save_npy(out / "simulation" / "latents_train.npy", world.train_latent.astype(np.float32))
     save_npy(out / "simulation" / "latents_test.npy", world.test_latent.astype(np.float32))
 
