@@ -15,6 +15,10 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("simulate", "write a simulated THINGS-EEG2 data set in the real on-disk layout"),
     "prepare": ("prepare", "convert THINGS-EEG2 pickles once into a memory-mapped cache"),
+    "preprocess": (
+        "preprocess",
+        "raw EEG (THINGS raw / BrainVision) or THINGS-MEG epochs -> preprocessed release + cache",
+    ),
     "features": ("features", "compute open_clip image/text features of an image set"),
     "train": ("train", "train an encoder (intra / loso / joint) and evaluate it once on the test set"),
     "evaluate": ("evaluate", "k-way retrieval of a trained run's checkpoint on the test set"),

@@ -8,7 +8,7 @@ import argparse
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", help="data root (default: $EEGDECODE_DATA)")
     p.add_argument(
-        "--release", default="250hz", choices=("250hz", "100hz"), help="which preprocessed release"
+        "--release", default="250hz", choices=("250hz", "100hz", "meg"), help="which preprocessed release"
     )
     p.add_argument("--subject", nargs="*", help="subjects (1 2 or sub-01); default: every sub-XX folder")
     p.add_argument("--dtype", default="float16", choices=("float16", "float32"))

@@ -18,7 +18,13 @@ _DATA_KEYS = ("channels", "time_window", "train_unit", "test_reps", "val_fractio
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", help="data root (default: $EEGDECODE_DATA)")
-    p.add_argument("--release", default="250hz", choices=("250hz", "100hz"))
+    p.add_argument(
+        "--release",
+        default="250hz",
+        choices=("250hz", "100hz", "meg"),
+        help="250hz (NICE/ATM 63 ch), 100hz (Gifford 17 ch) or meg (THINGS-MEG, 271 x 201)",
+    )
+    p.add_argument("--modality", choices=("eeg", "meg"), help="meg is a shorthand for --release meg")
     p.add_argument(
         "--features",
         help="feature store name under <data-root>/features, or a folder (default: reference on simulated data, ViT-H-14 otherwise)",
@@ -141,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
     from eegdecode.models import resolve_encoder_name
     from eegdecode.training.trainer import train_fold
 
-    paths = DatasetPaths(resolve_data_root(args.data_root), args.release)
+    release = "meg" if getattr(args, "modality", None) == "meg" else args.release
+    paths = DatasetPaths(resolve_data_root(args.data_root), release)
     cfg = build_config(args, paths)
     subjects = args.subject or paths.subjects()
     folds = make_folds(args.protocol, subjects, args.target)
