@@ -45,7 +45,7 @@ def _load_run(run_dir: Path, checkpoint: str, device: torch.device):
     keys = {f.name for f in dataclasses.fields(TrainConfig)}
     cfg = TrainConfig.from_dict({k: v for k, v in resolved.items() if k in keys})
     fold = Fold(**resolved["fold"])
-    model = build_encoder(cfg.model, resolved["n_chans"], resolved["n_times"], 1024 if "n_outputs" not in resolved else resolved["n_outputs"],
+    model = build_encoder(cfg.model, resolved["n_chans"], resolved["n_times"], resolved.get("n_outputs", 1024),
                           n_subjects=fold.n_subject_layers, **{k: v for k, v in cfg.model_options.items() if k != "fit"})  # fmt: skip
     info = load_checkpoint(run_dir / "checkpoints", checkpoint, model, map_location=device)
     return resolved, cfg, fold, model.to(device), info

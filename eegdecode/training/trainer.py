@@ -298,7 +298,7 @@ def train_fold(
     model = build_encoder(name, n_chans, n_times, fd.train_feats.image.shape[1], n_subjects=fold.n_subject_layers,
                           **cfg.model_options).to(device)  # fmt: skip
     resolved = {
-        **cfg.to_dict(), "fold": dataclasses.asdict(fold), "n_chans": n_chans, "n_times": n_times,
+        **cfg.to_dict(), "fold": dataclasses.asdict(fold), "n_chans": n_chans, "n_times": n_times, "n_outputs": int(fd.train_feats.image.shape[1]),
         "ch_names": fd.train_subjects[0].ch_names, "data_root": str(paths.root), "release": paths.release,
         "n_train_images": int(fd.train_images.size), "n_val_images": int(fd.val_images.size),
         "n_parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
