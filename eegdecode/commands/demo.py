@@ -17,7 +17,7 @@ from pathlib import Path
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="demo_out", help="folder for the data set, runs and outputs")
     p.add_argument("--preset", default="small", choices=("tiny", "small"))
-    p.add_argument("--epochs", type=int, default=6, help="NervformerV2 epochs")
+    p.add_argument("--epochs", type=int, default=10, help="NervformerV2 epochs")
     p.add_argument("--model", default="NervformerV2")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
