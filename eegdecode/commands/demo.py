@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if (
         desc_file.exists()
         and read_json(desc_file).get("preset") == args.preset
+        and read_json(desc_file).get("seed") == args.seed
         and (root / "ceiling.json").exists()
     ):
         print("already there: reusing it")
