@@ -26,30 +26,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from eegdecode.data.datasets import Fold
     from eegdecode.data.paths import DatasetPaths
+    from eegdecode.devices import resolve_device
     from eegdecode.evaluation.ceiling import load_ceiling
     from eegdecode.evaluation.kway import format_kway_table
-    from eegdecode.io import read_json, write_json
-    from eegdecode.models import build_encoder
-    from eegdecode.training.checkpoint import load_checkpoint
-    from eegdecode.training.trainer import TrainConfig, evaluate_test, load_fold_data, resolve_device
+    from eegdecode.io import write_json
+    from eegdecode.training.trainer import evaluate_test, load_fold_data, load_run
 
     run_dir = Path(args.run)
-    resolved = read_json(run_dir / "config.json")
-    keys = {f.name for f in dataclasses.fields(TrainConfig)}
-    cfg = TrainConfig.from_dict({k: v for k, v in resolved.items() if k in keys})
+    device = resolve_device(args.device)
+    resolved, cfg, fold, model, _ = load_run(run_dir, args.checkpoint, device)
     if args.test_reps is not None:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, test_reps=args.test_reps))
     if args.n_draws is not None:
         cfg = dataclasses.replace(cfg, eval_draws=args.n_draws)
-    fold = Fold(**resolved["fold"])
     paths = DatasetPaths(Path(args.data_root or resolved["data_root"]), resolved["release"])
-    device = resolve_device(args.device)
     fd = load_fold_data(paths, fold, cfg)
-    model = build_encoder(cfg.model, resolved["n_chans"], resolved["n_times"], fd.test_feats.image.shape[1],
-                          n_subjects=fold.n_subject_layers, **{k: v for k, v in cfg.model_options.items() if k != "fit"}).to(device)  # fmt: skip
-    load_checkpoint(run_dir / "checkpoints", args.checkpoint, model, map_location=device)
     results = evaluate_test(model, fd, fold, cfg, device, gallery=args.gallery)
     out = {}
     for sname, res in results.items():

@@ -79,6 +79,15 @@ PRESETS: dict[str, Preset] = {
     "full": Preset(1654, 10, 4, 200, 80, 224),
 }
 
+
+def resolve_preset(preset: str | Preset) -> tuple[str, Preset]:
+    """``"tiny"``/``"small"``/``"full"`` or a :class:`Preset` -> (name, Preset); a custom Preset is named "custom"."""
+    if isinstance(preset, Preset):
+        return "custom", preset
+    check_option("preset", preset, PRESETS)
+    return preset, PRESETS[preset]
+
+
 # Cortical sources: name -> (position relative to the sphere centre [m], orientation). x right, y front, z up.
 _SOURCES = {
     "V1_L": ((-0.010, -0.075, -0.002), (0.0, -0.6, 0.8)),
@@ -590,11 +599,7 @@ def simulate_dataset(
     from tqdm.auto import tqdm
 
     check_option("dtype", dtype, ("float64", "float32"))
-    if isinstance(preset, str):
-        check_option("preset", preset, PRESETS)
-        preset_name, preset = preset, PRESETS[preset]
-    else:
-        preset_name = "custom"
+    preset_name, preset = resolve_preset(preset)
     out = Path(out)
     desc_path = out / "simulation.json"
     if desc_path.exists() and not overwrite:

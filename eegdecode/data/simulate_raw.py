@@ -30,7 +30,7 @@ import numpy as np
 from eegdecode import __version__
 from eegdecode.data.channels import THINGS_EEG2_CHANNELS
 from eegdecode.data.paths import DatasetPaths, subject_name
-from eegdecode.data.simulate import CHUNK, N_TIMES, PRESETS, SFREQ, Preset, Subject, World, _rng
+from eegdecode.data.simulate import CHUNK, N_TIMES, SFREQ, Preset, Subject, World, _rng
 from eegdecode.errors import OutputExistsError, check_option
 from eegdecode.io import atomic_path, write_json
 
@@ -209,15 +209,11 @@ def simulate_raw_dataset(
     same preset and seed, so a preprocessed result trains through the normal pipeline. Returns the description
     (also written to ``simulation_raw.json``) including the simulator's own epochs' file-free summary.
     """
-    from eegdecode.data.simulate import write_reference_features
+    from eegdecode.data.simulate import resolve_preset, write_reference_features
 
     for f in formats:
         check_option("formats", f, ("things", "brainvision"))
-    if isinstance(preset, str):
-        check_option("preset", preset, PRESETS)
-        preset_name, preset = preset, PRESETS[preset]
-    else:
-        preset_name = "custom"
+    preset_name, preset = resolve_preset(preset)
     if design.n_sessions % 2 and design.n_sessions > 1:
         raise ValueError(
             f"n_sessions must be 1 or even (training halves alternate); found {design.n_sessions}"

@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 
 import eegdecode
 from eegdecode.data.image_set import PROMPT_TEMPLATE, ImageSet, ImageSplit
+from eegdecode.devices import resolve_device
 from eegdecode.embeddings.store import (
     SPLITS,
     image_list_digest,
@@ -252,23 +253,6 @@ def check_model(model: str) -> None:
             f"{f'close names: {close}; ' if close else ''}register a config file with --open-clip-config "
             f"(open_clip.add_model_config) or pick one of `open_clip.list_models()` ({len(known)} known)"
         )
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else must be a valid torch device string."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(
-            f"Invalid value for device: {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'"
-        ) from err
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"Invalid value for device: {device!r}; CUDA is not available here, use 'cpu' or 'auto'"
-        )
-    return resolved
 
 
 def load_clip_model(model: str, weights: ResolvedWeights, device: torch.device | str = "cpu"):

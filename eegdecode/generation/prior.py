@@ -63,6 +63,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from eegdecode.devices import resolve_device
 from eegdecode.errors import DataFormatError, MissingFileError, check_option
 from eegdecode.io import atomic_path, read_json, sha256_file, write_json
 
@@ -312,12 +313,6 @@ def _as_tensor(name: str, x, dim: int) -> torch.Tensor:
     return t.float()
 
 
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def train_prior(
     cond,
     target,
@@ -357,7 +352,7 @@ def train_prior(
         raise DataFormatError(None, "cond and target have different numbers of rows", len(target), len(cond))
     if len(cond) < 2:
         raise DataFormatError(None, "too few training pairs", expected=">= 2", found=len(cond))
-    device = _resolve_device(device)
+    device = resolve_device(device)
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(seed)
@@ -565,5 +560,5 @@ def load_prior(
     missing, unexpected = model.load_state_dict(tensors, strict=False)
     if missing or unexpected:
         raise DataFormatError(weights, "weights do not fit the config in prior.json", missing, unexpected)
-    model.to(_resolve_device(device)).eval()
+    model.to(resolve_device(device)).eval()
     return model, state

@@ -25,30 +25,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from eegdecode.data.datasets import Fold, SubjectData, averaged_eeg
+from eegdecode.data.datasets import SubjectData, averaged_eeg
 from eegdecode.data.image_set import ImageSet
 from eegdecode.data.paths import DatasetPaths
+from eegdecode.devices import resolve_device
 from eegdecode.embeddings.store import load_features
 from eegdecode.errors import MissingFileError, OutputExistsError
 from eegdecode.io import read_json, save_npy, sha256_file, write_json
-from eegdecode.models import build_encoder
-from eegdecode.training.checkpoint import load_checkpoint
-from eegdecode.training.trainer import TrainConfig, embed, resolve_device
+from eegdecode.training.trainer import embed, load_run
 
 log = logging.getLogger(__name__)
-
-
-def _load_run(run_dir: Path, checkpoint: str, device: torch.device):
-    import dataclasses
-
-    resolved = read_json(run_dir / "config.json")
-    keys = {f.name for f in dataclasses.fields(TrainConfig)}
-    cfg = TrainConfig.from_dict({k: v for k, v in resolved.items() if k in keys})
-    fold = Fold(**resolved["fold"])
-    model = build_encoder(cfg.model, resolved["n_chans"], resolved["n_times"], resolved.get("n_outputs", 1024),
-                          n_subjects=fold.n_subject_layers, **{k: v for k, v in cfg.model_options.items() if k != "fit"})  # fmt: skip
-    info = load_checkpoint(run_dir / "checkpoints", checkpoint, model, map_location=device)
-    return resolved, cfg, fold, model.to(device), info
 
 
 def extract_embeddings(run_dir: str | Path, checkpoint: str = "best", device: str = "auto", overwrite: bool = False,
@@ -59,7 +45,7 @@ def extract_embeddings(run_dir: str | Path, checkpoint: str = "best", device: st
     if (out / "embeddings.json").exists() and not overwrite:
         raise OutputExistsError(out / "embeddings.json")
     dev = resolve_device(device)
-    resolved, cfg, fold, model, info = _load_run(run_dir, checkpoint, dev)
+    resolved, cfg, fold, model, info = load_run(run_dir, checkpoint, dev)
     if len(fold.test_subjects) != 1:
         raise ValueError(f"extract works on single-subject runs; {run_dir} tests {fold.test_subjects}")
     subject = fold.test_subjects[0]

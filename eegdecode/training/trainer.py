@@ -41,11 +41,12 @@ from eegdecode.data.datasets import (
     split_concepts,
 )
 from eegdecode.data.paths import DatasetPaths
+from eegdecode.devices import resolve_device
 from eegdecode.embeddings.store import load_features
 from eegdecode.errors import OutputExistsError
 from eegdecode.evaluation.ceiling import load_ceiling
 from eegdecode.evaluation.kway import kway_accuracy, standard_ks
-from eegdecode.io import write_json
+from eegdecode.io import read_json, write_json
 from eegdecode.models import build_encoder, resolve_encoder_name
 from eegdecode.training.checkpoint import load_checkpoint, save_checkpoint
 from eegdecode.training.losses import build_loss
@@ -111,14 +112,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002  (the legacy global RNG, for third-party code)
     torch.manual_seed(seed)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    return torch.device(device)
 
 
 def _dist() -> tuple[int, int]:
@@ -255,6 +248,23 @@ def evaluate_test(
         res = kway_accuracy(emb, gal, ks=standard_ks(len(emb)), n_draws=cfg.eval_draws, seed=cfg.seed)
         out[s.name] = res
     return out
+
+
+def load_run(run_dir: str | Path, checkpoint: str = "best", device: torch.device | str = "cpu"):
+    """A finished (or interrupted) run rebuilt from its ``config.json`` with checkpoint ``checkpoint`` loaded.
+
+    Returns ``(resolved_config_dict, TrainConfig, Fold, model_on_device, checkpoint_info)``.
+    """
+    run_dir = Path(run_dir)
+    resolved = read_json(run_dir / "config.json")
+    keys = {f.name for f in dataclasses.fields(TrainConfig)}
+    cfg = TrainConfig.from_dict({k: v for k, v in resolved.items() if k in keys})
+    fold = Fold(**resolved["fold"])
+    options = {k: v for k, v in cfg.model_options.items() if k != "fit"}
+    model = build_encoder(cfg.model, resolved["n_chans"], resolved["n_times"], resolved.get("n_outputs", 1024),
+                          n_subjects=fold.n_subject_layers, **options).to(device)  # fmt: skip
+    info = load_checkpoint(run_dir / "checkpoints", checkpoint, model, map_location=device)
+    return resolved, cfg, fold, model, info
 
 
 def prepare_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
