@@ -309,7 +309,7 @@ def train_fold(
                           **cfg.model_options).to(device)  # fmt: skip
     resolved = {
         **cfg.to_dict(), "fold": dataclasses.asdict(fold), "n_chans": n_chans, "n_times": n_times, "n_outputs": int(fd.train_feats.image.shape[1]),
-        "ch_names": fd.train_subjects[0].ch_names, "data_root": str(paths.root), "release": paths.release,
+        "ch_names": fd.train_subjects[0].ch_names, "data_root": str(paths.root.resolve()), "release": paths.release,
         "n_train_images": int(fd.train_images.size), "n_val_images": int(fd.val_images.size),
         "n_parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
         "world_size": world, "eegdecode_version": __version__, "torch_version": torch.__version__,
