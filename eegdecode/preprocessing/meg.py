@@ -1,9 +1,11 @@
-"""THINGS-MEG (OpenNeuro ds004212): the official epochs derivative -> ATM's layout and the project's cache.
+"""THINGS-MEG (OpenNeuro ds004212): the official epochs derivative (or the raw runs) -> ATM's layout and the cache.
 
 Steps of ATM's ``MEG-preprocessing/pre_possess.ipynb`` (reference notes: seed codebase 7.2, data formats B):
 
 1. read ``derivatives/preprocessed/preprocessed_P{n}-epo.fif`` (MNE follows split files ``-epo-1.fif`` ...): 271
    sensors, -100 ... 1300 ms at 200 Hz, already band-passed 0.1-40 Hz and baseline z-scored by the official pipeline;
+   or, with ``source="raw"``, make the same epochs from the raw BIDS runs (:mod:`eegdecode.preprocessing.meg_bids`);
+   from here on both routes share every step;
 2. crop 0 ... 1.0 s (201 samples); drop catch trials (999999);
 3. test images = event codes occurring exactly ``n_test_reps`` (12) times, sorted by code;
 4. training = every other epoch, minus those whose concept (``image_concept_index.csv``) is a test concept, grouped
@@ -28,7 +30,7 @@ import numpy as np
 
 from eegdecode.data.paths import DatasetPaths, subject_name
 from eegdecode.data.things_eeg2 import split_file, write_preprocessed_file
-from eegdecode.errors import DataFormatError, MissingFileError
+from eegdecode.errors import DataFormatError, MissingFileError, check_option
 from eegdecode.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -133,34 +135,62 @@ def preprocess_meg_subject(
     cache: bool = True,
     cache_dtype: str = "float16",
     copy_images: bool = False,
+    source: str = "derivative",
+    n_sessions: int | None = 12,
+    task: str = "main",
 ) -> dict[str, Any]:
-    """Convert participant ``P{n}``'s official epochs into ATM's pickles, the release format and the cache.
+    """Convert participant ``P{n}``'s epochs into ATM's pickles, the release format and the cache.
 
     Parameters
     ----------
     bids_root
-        The ds004212 folder (``derivatives/preprocessed/preprocessed_P{n}-epo.fif``).
+        The ds004212 folder: ``derivatives/preprocessed/preprocessed_P{n}-epo.fif`` (``source="derivative"``) or
+        the raw runs ``sub-BIGMEG{n}/ses-XX/meg/`` (``source="raw"``).
     out_root
         Data root to write: ``Preprocessed_MEG_200Hz/sub-0n/`` (+ ATM's ``.pkl`` files there), ``cache/``, and
         with ``copy_images`` the ``image_set/`` in the THINGS-EEG2 layout.
     concept_index_csv, image_paths_csv
         THINGS metadata; default ``<bids_root>/sourcedata/image_concept_index.csv`` / ``image_paths.csv``.
+    source
+        ``"derivative"``: the official epochs; ``"raw"``: the raw runs through
+        :func:`eegdecode.preprocessing.meg_bids.epochs_from_bids` (the official steps, same epochs).
+    n_sessions, task
+        Raw route only: sessions expected (``None``/0: every one found) and the BIDS task label.
     """
     import mne
 
+    check_option("source", source, ("derivative", "raw"))
     bids_root, out_root = Path(bids_root), Path(out_root)
-    fif = bids_root / "derivatives" / "preprocessed" / f"preprocessed_P{participant}-epo.fif"
-    if not fif.exists():
-        raise MissingFileError(fif, "expected the official THINGS-MEG epochs derivative (OpenNeuro ds004212)")
+    if source == "derivative":
+        origin = bids_root / "derivatives" / "preprocessed" / f"preprocessed_P{participant}-epo.fif"
+        if not origin.exists():
+            raise MissingFileError(
+                origin,
+                "expected the official THINGS-MEG epochs derivative (OpenNeuro ds004212); "
+                "for the raw runs use source='raw' (--from raw)",
+            )
+    else:
+        from eegdecode.preprocessing.meg_bids import bids_subject, find_meg_runs
+
+        origin = bids_root / f"sub-{bids_subject(participant)}"
+        # missing sessions, runs or events fail here, before anything is read
+        find_meg_runs(bids_root, participant, n_sessions, task)
     concept_csv = Path(concept_index_csv or bids_root / "sourcedata" / "image_concept_index.csv")
     concept_index = read_concept_index(concept_csv)
-    epochs = mne.read_epochs(fif, preload=True, verbose=False)
+    if source == "derivative":
+        epochs = mne.read_epochs(origin, preload=True, verbose=False)
+    else:
+        from eegdecode.preprocessing.meg_bids import epochs_from_bids
+
+        epochs = epochs_from_bids(bids_root, participant, n_sessions=n_sessions, task=task)
+    if abs(epochs.info["sfreq"] - 200.0) > 1e-6:
+        raise DataFormatError(origin, "epochs sampling rate", "200 Hz", f"{epochs.info['sfreq']:g} Hz")
     epochs.crop(tmin, tmax)
     epochs.pick("mag")
     codes = epochs.events[:, 2]
     keep = codes != CATCH_CODE
     data, codes = epochs.get_data(copy=False)[keep], codes[keep]
-    split = split_meg_epochs(data, codes, concept_index, n_test_reps, fif)
+    split = split_meg_epochs(data, codes, concept_index, n_test_reps, origin)
     ch_names, times = list(epochs.ch_names), np.round(epochs.times, 6)
     sub = subject_name(participant)
     paths = DatasetPaths(out_root, "meg")
@@ -179,7 +209,7 @@ def preprocess_meg_subject(
     write_preprocessed_file(split_file(subject_dir, "test"), test, ch_names, times)
     result: dict[str, Any] = {"subject_dir": str(subject_dir), "atm_shapes": {"train": list(split["train"].shape),
                               "test": list(split["test"].shape)}, "shapes": {"train": list(train.shape),
-                              "test": list(test.shape)}, "n_channels": len(ch_names)}  # fmt: skip
+                              "test": list(test.shape)}, "n_channels": len(ch_names), "source": source}  # fmt: skip
     if copy_images:
         lines = Path(image_paths_csv or bids_root / "sourcedata" / "image_paths.csv").read_text().split()
         result["images_copied"] = copy_meg_images(bids_root, lines, split, concept_index, paths.image_set_dir)
