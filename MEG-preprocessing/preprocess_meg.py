@@ -1,6 +1,8 @@
-"""THINGS-MEG official epochs -> ATM's layout + cache (same as `eegdecode preprocess meg`).
+"""THINGS-MEG official epochs (or the raw BIDS runs) -> ATM's layout + cache (same as `eegdecode preprocess meg`).
 
-Example: python MEG-preprocessing/preprocess_meg.py --bids-root ds004212 --data-root data_meg --participant 1 2 3 4
+Every flag of `eegdecode preprocess meg` works here. Examples:
+    python MEG-preprocessing/preprocess_meg.py --bids-root ds004212 --data-root data_meg --participant 1 2 3 4
+    python MEG-preprocessing/preprocess_meg.py --bids-root ds004212 --data-root data_meg --participant 1 --from raw
 """
 
 import sys

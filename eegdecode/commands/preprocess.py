@@ -1,4 +1,5 @@
-"""``eegdecode preprocess eeg|meg``: raw THINGS-EEG2 recordings or the THINGS-MEG epochs -> release files + cache."""
+"""``eegdecode preprocess eeg|meg``: raw THINGS-EEG2 recordings, or THINGS-MEG (official epochs or raw BIDS runs)
+-> release files + cache."""
 
 from __future__ import annotations
 
@@ -33,9 +34,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     eeg.add_argument("--dtype", default="float16", choices=("float16", "float32"), help="cache dtype")
     eeg.add_argument("--device", default="cpu", help="torch device for MVNN (cuda speeds up full sessions)")
     meg = sub.add_parser(
-        "meg", help="THINGS-MEG official epochs (ds004212 derivatives) -> ATM layout + cache"
+        "meg", help="THINGS-MEG (ds004212) official epochs or raw BIDS runs -> ATM layout + cache"
     )
     meg.add_argument("--bids-root", required=True, help="the ds004212 folder")
+    meg.add_argument("--from", dest="source", default="derivative", choices=("derivative", "raw"),
+                     help="derivative: derivatives/preprocessed/preprocessed_P{n}-epo.fif; raw: the runs "
+                          "sub-BIGMEG{n}/ses-XX/meg/*_meg.ds through mne-bids, with the official steps")  # fmt: skip
+    meg.add_argument("--n-sessions", type=int, default=12,
+                     help="--from raw: sessions expected (0: every ses-XX found)")  # fmt: skip
+    meg.add_argument("--task", default="main", help="--from raw: BIDS task label of the runs")
     meg.add_argument("--data-root", help="data root to write (default: $EEGDECODE_DATA)")
     meg.add_argument("--participant", type=int, nargs="+", required=True, help="1..4 (P1 -> sub-01)")
     meg.add_argument("--concept-index", help="image_concept_index.csv (default: <bids-root>/sourcedata/)")
@@ -66,9 +73,11 @@ def run(args: argparse.Namespace) -> int:
     for n in args.participant:
         res = preprocess_meg_subject(
             args.bids_root, out, n, concept_index_csv=args.concept_index, image_paths_csv=args.image_paths,
-            cache_dtype=args.dtype, copy_images=args.copy_images,
+            cache_dtype=args.dtype, copy_images=args.copy_images, source=args.source,
+            n_sessions=args.n_sessions or None, task=args.task,
         )  # fmt: skip
         print(
-            f"P{n}: {res['subject_dir']} ATM train {tuple(res['atm_shapes']['train'])} test {tuple(res['atm_shapes']['test'])}"
+            f"P{n} ({args.source}): {res['subject_dir']} ATM train {tuple(res['atm_shapes']['train'])} "
+            f"test {tuple(res['atm_shapes']['test'])}"
         )
     return 0
