@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("prepare", "convert THINGS-EEG2 pickles once into a memory-mapped cache"),
     "preprocess": (
         "preprocess",
-        "raw EEG (THINGS raw / BrainVision) or THINGS-MEG epochs -> preprocessed release + cache",
+        "raw EEG (THINGS raw / BrainVision) or THINGS-MEG (epochs derivative or raw BIDS) -> preprocessed release + cache",
     ),
     "features": ("features", "compute open_clip image/text features of an image set"),
     "train": ("train", "train an encoder (intra / loso / joint) and evaluate it once on the test set"),
