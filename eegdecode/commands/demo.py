@@ -131,15 +131,6 @@ def run(args: argparse.Namespace) -> int:
         from eegdecode.cli import main as cli_main
 
         cli_main(["metrics", "--manifest", str(manifest), "--overwrite"])
-
-        _step(
-            7,
-            n,
-            "reconstruction metrics (PixCorr and SSIM computed; network metrics need their local weights)",
-        )
-        from eegdecode.cli import main as cli_main
-
-        cli_main(["metrics", "--manifest", str(manifest), "--overwrite"])
     print(f"\nDemo finished in {time.perf_counter() - t_start:.0f} s. Outputs: {out}")
     return 0
 
