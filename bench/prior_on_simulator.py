@@ -34,6 +34,7 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eegdecode.data.simulate import PRESETS, World  # noqa: E402
+from eegdecode.evaluation.kway import kway_accuracy  # noqa: E402
 from eegdecode.generation.prior import (  # noqa: E402
     DiffusionPrior,
     PriorConfig,
@@ -44,9 +45,9 @@ from eegdecode.generation.prior import (  # noqa: E402
 
 
 def top1(samples: torch.Tensor, gallery: torch.Tensor) -> float:
-    """Full-gallery top-1 of row i against gallery row i (cosine similarity)."""
-    sim = F.normalize(samples, dim=1) @ F.normalize(gallery, dim=1).T
-    return float((sim.argmax(1) == torch.arange(len(gallery))).float().mean())
+    """Full-gallery top-1 of row i against gallery row i (cosine similarity), the project's k-way evaluation."""
+    n = len(gallery)
+    return kway_accuracy(samples, gallery, ks=(n,), topk=(1,)).scores[n].top1_mean
 
 
 def make_pairs(world: World, latent: np.ndarray, noise: float, rng: np.random.Generator):
