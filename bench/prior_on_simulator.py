@@ -72,8 +72,12 @@ def denoising_check(model: DiffusionPrior, cond: torch.Tensor, target: torch.Ten
         ab = scheduler.alphas_cumprod.to(device)[step]
         row = {"t": step}
         for name, cc in (("cond", c), ("uncond", None)):
-            eps = model.unet(xt, t, cc)
-            x0_hat = model.decode_target((xt - (1 - ab).sqrt() * eps) / ab.sqrt())
+            out = model.unet(xt, t, cc)
+            if model.config.prediction_type == "epsilon":
+                eps, x0_hat = out, (xt - (1 - ab).sqrt() * out) / ab.sqrt()
+            else:
+                eps, x0_hat = (xt - ab.sqrt() * out) / (1 - ab).sqrt(), out
+            x0_hat = model.decode_target(x0_hat)
             row[f"noise_mse_{name}"] = float(((eps - noise) ** 2).mean())
             row[f"x0_top1_{name}"] = top1(x0_hat.cpu(), target)
         rows.append(row)
@@ -92,6 +96,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=PriorConfig.lr)
     p.add_argument("--hidden-dims", default="1024,512,256,128,64")
     p.add_argument("--time-embed-dim", type=int, default=PriorConfig.time_embed_dim)
+    p.add_argument("--prediction-type", default=PriorConfig.prediction_type, choices=("epsilon", "sample"))
     p.add_argument("--device", default=None, help="default: cuda when available")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="prior_on_simulator.json")
@@ -107,6 +112,7 @@ def main() -> None:
     cfg = PriorConfig(
         hidden_dims=tuple(int(v) for v in args.hidden_dims.split(",")),
         time_embed_dim=args.time_embed_dim,
+        prediction_type=args.prediction_type,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -115,7 +121,7 @@ def main() -> None:
     print(
         f"simulated world '{args.preset}': {len(target)} training pairs, {n_test} test images, "
         f"embedding rank {rank}; prior {count_parameters(DiffusionPrior(cfg)):,} parameters, "
-        f"{args.epochs} epochs x batch {args.batch_size}",
+        f"{args.epochs} epochs x batch {args.batch_size}, predicts {args.prediction_type}",
         flush=True,
     )
     started = time.perf_counter()

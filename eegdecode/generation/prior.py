@@ -71,6 +71,7 @@ FORMAT = "eegdecode-prior/1"
 WEIGHTS_FILE = "prior.safetensors"
 STATE_FILE = "prior.json"
 NORMALISATIONS = ("standardise", "unit")
+PREDICTION_TYPES = ("epsilon", "sample")
 
 
 @dataclass
@@ -91,6 +92,9 @@ class PriorConfig:
         DDPM steps of the forward process.
     normalisation
         ``"standardise"`` or ``"unit"`` (see the module description).
+    prediction_type
+        What the network predicts: ``"epsilon"`` (the noise; ATM's recipe, the default) or ``"sample"`` (the clean
+        embedding x0, as DALL-E 2's prior does; see the module description).
     epochs, batch_size, lr, warmup_steps, grad_clip
         Adam, cosine schedule with linear warm-up over ``warmup_steps`` optimiser steps, gradient-norm clip.
     cond_drop_prob
@@ -104,6 +108,7 @@ class PriorConfig:
     dropout: float = 0.1
     num_train_timesteps: int = 1000
     normalisation: str = "standardise"
+    prediction_type: str = "epsilon"
     epochs: int = 150
     batch_size: int = 1024
     lr: float = 1e-3
@@ -114,6 +119,7 @@ class PriorConfig:
     def __post_init__(self) -> None:
         self.hidden_dims = tuple(int(d) for d in self.hidden_dims)
         check_option("normalisation", self.normalisation, NORMALISATIONS)
+        check_option("prediction_type", self.prediction_type, PREDICTION_TYPES)
         if len(self.hidden_dims) < 2:
             raise ValueError(f"hidden_dims needs at least two widths; found {self.hidden_dims}")
         if not 0.0 <= self.cond_drop_prob < 1.0:
@@ -294,7 +300,7 @@ def scheduler_config(config: PriorConfig, clip_range: float = 1.0) -> dict[str, 
         "beta_start": 1e-4,
         "beta_end": 0.02,
         "beta_schedule": "linear",
-        "prediction_type": "epsilon",
+        "prediction_type": config.prediction_type,
         "variance_type": "fixed_small",
         "clip_sample": True,
         "clip_sample_range": clip_range,
@@ -390,7 +396,7 @@ def _fit(model, cond, target, config, seed, progress):
             t = torch.randint(0, config.num_train_timesteps, (len(idx),), generator=gen, device=x0.device)
             keep = torch.rand(len(idx), generator=gen, device=x0.device) >= config.cond_drop_prob
             pred = model.unet(scheduler.add_noise(x0, noise, t), t, c, keep)
-            loss = nn.functional.mse_loss(pred, noise)
+            loss = nn.functional.mse_loss(pred, noise if config.prediction_type == "epsilon" else x0)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.unet.parameters(), config.grad_clip)

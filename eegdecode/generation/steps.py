@@ -30,7 +30,7 @@ from eegdecode.data.image_set import ImageSet
 from eegdecode.data.paths import DatasetPaths
 from eegdecode.devices import resolve_device
 from eegdecode.embeddings.store import load_features
-from eegdecode.errors import MissingFileError, OutputExistsError
+from eegdecode.errors import DataFormatError, MissingFileError, OutputExistsError
 from eegdecode.io import read_json, save_npy, sha256_file, write_json
 from eegdecode.training.trainer import embed, load_run
 
@@ -83,6 +83,7 @@ def generate_from_run(
     tiny: bool = False,
     prior_epochs: int = 150,
     prior_batch_size: int = 1024,
+    prior_prediction: str = "epsilon",
     n_per_concept: int = 1,
     size: int = 512,
     seed: int = 0,
@@ -124,9 +125,18 @@ def generate_from_run(
         prior_dir = run_dir / "prior"
         if (prior_dir / "prior.json").exists():
             prior, _ = load_prior(prior_dir)
+            if prior.config.prediction_type != prior_prediction:
+                raise DataFormatError(
+                    prior_dir / "prior.json",
+                    "the trained prior predicts something else than asked (move the folder away to train a new one)",
+                    prior_prediction,
+                    prior.config.prediction_type,
+                )
             log.info("using the trained prior in %s", prior_dir)
         else:
-            cfg = PriorConfig(epochs=prior_epochs, batch_size=prior_batch_size)
+            cfg = PriorConfig(
+                epochs=prior_epochs, batch_size=prior_batch_size, prediction_type=prior_prediction
+            )
             target = np.asarray(train_f.image)[index[:, 0]]
             prior, history = train_prior(eeg_train, target, cfg, seed=seed, device=resolve_device(device))
             save_prior(prior_dir, prior, {"epoch": prior_epochs, "history": history, "provenance": {
@@ -161,7 +171,9 @@ def generate_from_run(
         meta["model"], meta["subject"], n_per_concept=n_per_concept, seed=seed, height=size, width=size,
         init_latents=init_latents, strength=strength,
         provenance={"embeddings": meta, "embed_norm": embed_norm, "generator": gen.settings(), "features": str(feats_dir),
-                    "lowlevel": {"strength": strength} if lowlevel else None},
+                    "lowlevel": {"strength": strength} if lowlevel else None,
+                    "prior": {"folder": str(run_dir / "prior"), "prediction_type": prior.config.prediction_type,
+                              "guidance": 5.0, "steps": 50} if "prior" in sources else None},
         overwrite=overwrite,
     )  # fmt: skip
 
