@@ -7,7 +7,7 @@ import pytest
 
 from eegdecode.data.datasets import DataOptions, make_folds
 from eegdecode.data.paths import DatasetPaths
-from eegdecode.errors import MissingFileError, OutputExistsError
+from eegdecode.errors import DataFormatError, MissingFileError, OutputExistsError
 from eegdecode.generation.steps import extract_embeddings, generate_from_run
 from eegdecode.io import sha256_file
 from eegdecode.training.trainer import TrainConfig, train_fold
@@ -43,6 +43,11 @@ def test_step1_then_step2_write_embeddings_images_and_manifest(trained_run, tmp_
     assert len(m["ground_truth"]) == 3
     assert (trained_run / "prior" / "prior.json").exists()
     assert m["provenance"]["embeddings"]["checkpoint_sha256"] == meta["checkpoint_sha256"]
+    assert m["provenance"]["prior"]["prediction_type"] == "epsilon"
+    # The trained prior is reused; asking for another prediction type is an error, not a silent reuse.
+    with pytest.raises(DataFormatError, match="predicts something else"):
+        generate_from_run(trained_run, tmp_path / "again", tiny=True, prior_prediction="sample", size=64,
+                          device="cpu", max_images=1)  # fmt: skip
 
 
 def test_lowlevel_path_adds_img2img_images(trained_run, tmp_path):
