@@ -22,7 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-ORIGINAL = """
+# Both measured scripts sample the anonymous memory (RssAnon) and the peak RSS of their own process.
+MEMORY_PROBE = """
 import sys, time, json, numpy as np
 def _mem():
     fields = dict(line.split(':', 1) for line in open('/proc/self/status'))
@@ -31,6 +32,11 @@ peak_anon = 0.0
 def sample():
     global peak_anon
     peak_anon = max(peak_anon, _mem()[0])
+"""
+
+ORIGINAL = (
+    MEMORY_PROBE
+    + """
 t = time.perf_counter()
 obj = np.load(sys.argv[1], allow_pickle=True)
 obj = obj.item() if isinstance(obj, np.ndarray) else obj
@@ -43,16 +49,11 @@ for i in range(0, data.shape[0], 256):
     sample()
 print(json.dumps({'peak_anon_mb': peak_anon, 'peak_rss_mb': _mem()[1], 'seconds': time.perf_counter() - t}))
 """
+)
 
-CACHE = """
-import sys, time, json, numpy as np
-def _mem():
-    fields = dict(line.split(':', 1) for line in open('/proc/self/status'))
-    return int(fields['RssAnon'].split()[0]) / 1024, int(fields['VmHWM'].split()[0]) / 1024
-peak_anon = 0.0
-def sample():
-    global peak_anon
-    peak_anon = max(peak_anon, _mem()[0])
+CACHE = (
+    MEMORY_PROBE
+    + """
 sys.path.insert(0, sys.argv[3])
 from eegdecode.data.datasets import SubjectData, TrialDataset, make_loader, image_concepts_from_counts
 from eegdecode.data.paths import DatasetPaths
@@ -66,6 +67,7 @@ for batch in make_loader(ds, 1024, shuffle=True):
     sample()
 print(json.dumps({'peak_anon_mb': peak_anon, 'peak_rss_mb': _mem()[1], 'seconds': time.perf_counter() - t, 'trials': len(ds)}))
 """
+)
 
 
 def _run(code: str, *args: str) -> dict:
