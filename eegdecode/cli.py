@@ -73,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     except EEGDecodeError as exc:
         if args.verbose:
             raise
-        print(f"eegdecode {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        message = " ".join(str(exc).split())  # one line, whatever the message holds
+        print(f"eegdecode {args.command}: error: {message}", file=sys.stderr)
+        return exc.exit_code
 
 
 def run_alias(command: str, *fixed: str, argv: list[str] | None = None) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from eegdecode.errors import ConfigError
+
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """``"auto"`` or ``None`` -> CUDA when available, else CPU; anything else must be a valid torch device that
@@ -16,11 +18,11 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         try:
             resolved = torch.device(device)
         except (RuntimeError, TypeError) as err:
-            raise ValueError(
+            raise ConfigError(
                 f"Invalid value for device: {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'"
             ) from err
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
+        raise ConfigError(
             f"Invalid value for device: {device!r}; CUDA is not available here, use 'cpu' or 'auto'"
         )
     return resolved

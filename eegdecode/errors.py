@@ -6,7 +6,19 @@ from pathlib import Path
 
 
 class EEGDecodeError(Exception):
-    """Base class of every error this package raises on purpose."""
+    """Base class of every error this package raises on purpose.
+
+    The command line prints it as one line and exits with :attr:`exit_code`: 2 for a wrong option or argument
+    (usage), 1 for a problem with files or data.
+    """
+
+    exit_code = 1
+
+
+class ConfigError(EEGDecodeError, ValueError):
+    """An option or argument has a value that cannot work; the message names it, the value and what is allowed."""
+
+    exit_code = 2
 
 
 class DataFormatError(EEGDecodeError, ValueError):
@@ -45,13 +57,15 @@ class WeightsNotFoundError(MissingFileError):
 class OutputExistsError(EEGDecodeError, FileExistsError):
     """Refuse to overwrite results or checkpoints unless the user asked for it."""
 
+    exit_code = 2
+
     def __init__(self, path: str | Path, flag: str = "--overwrite"):
         super().__init__(f"{path} already exists; pass {flag} to replace it, or choose another output folder")
         self.path = Path(path)
 
 
 def check_option(name: str, value: object, allowed) -> None:
-    """Raise ValueError naming the parameter, the value given and the values allowed."""
+    """Raise :class:`ConfigError` (a ValueError) naming the parameter, the value given and the values allowed."""
     allowed = list(allowed)
     if value not in allowed:
-        raise ValueError(f"Invalid value for {name}: {value!r}; allowed values are {allowed}")
+        raise ConfigError(f"Invalid value for {name}: {value!r}; allowed values are {allowed}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -49,11 +50,34 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serialisable")
 
 
+def _finite(obj: Any) -> Any:
+    """``obj`` with every NaN/Inf float replaced by ``None`` (strict JSON has no NaN)."""
+    if isinstance(obj, float | np.floating):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, np.ndarray) and obj.dtype.kind == "f":
+        return _finite(obj.tolist())
+    return obj
+
+
+def json_text(data: Any) -> str:
+    """Strict JSON (NaN/Inf written as ``null``), indented."""
+    return json.dumps(_finite(data), indent=2, default=_json_default, allow_nan=False)
+
+
+def json_line(data: Any) -> str:
+    """Strict JSON on one line (NaN/Inf written as ``null``), for JSON-lines logs."""
+    return json.dumps(_finite(data), default=_json_default, allow_nan=False)
+
+
 def write_json(path: str | Path, data: Any) -> Path:
-    """Write ``data`` as indented JSON, atomically."""
+    """Write ``data`` as indented, strict JSON (NaN/Inf become ``null``), atomically."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+        tmp.write_text(json_text(data) + "\n")
     return path
 
 

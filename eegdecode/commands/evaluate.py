@@ -45,11 +45,15 @@ def run(args: argparse.Namespace) -> int:
     results = evaluate_test(model, fd, fold, cfg, device, gallery=args.gallery)
     out = {}
     for sname, res in results.items():
-        ceiling = load_ceiling(paths.root, sname) if args.gallery == "image" else None
+        ceiling, note = (
+            load_ceiling(paths.root, sname, cfg.data.test_reps) if args.gallery == "image" else (None, None)
+        )
         print(
             f"\n{cfg.model} | {sname} | checkpoint {args.checkpoint} | gallery {args.gallery} | test reps {cfg.data.test_reps or 'all'}"
         )
         print(format_kway_table(res, ceiling=ceiling))
+        if note:
+            print(note)
         out[sname] = res.to_dict()
     name = f"evaluation_{args.checkpoint}_{args.gallery}_reps{cfg.data.test_reps or 'all'}.json"
     write_json(

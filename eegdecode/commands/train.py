@@ -44,7 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_data_arguments(p)
     p.add_argument("--subject", nargs="*", help="subjects (1 2 or sub-01); default: all found")
-    p.add_argument("--target", nargs="*", help="test subjects of loso/intra folds (default: all)")
+    p.add_argument(
+        "--test-subject", nargs="*", help="test subjects of the folds (default: every subject given)"
+    )
     p.add_argument("--protocol", default="intra", choices=("intra", "loso", "joint"))
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
@@ -93,14 +95,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def read_config_file(path: str | None) -> dict[str, Any]:
+    from eegdecode.errors import ConfigError, DataFormatError, MissingFileError
+
     if not path:
         return {}
+    if not Path(path).is_file():
+        raise MissingFileError(path, "--config names no file")
     text = Path(path).read_text()
-    if path.endswith((".yaml", ".yml")):
-        import yaml
+    try:
+        if path.endswith((".yaml", ".yml")):
+            import yaml
 
-        return yaml.safe_load(text) or {}
-    return json.loads(text)
+            data = yaml.safe_load(text) or {}
+        else:
+            data = json.loads(text)
+    except Exception as exc:  # yaml.YAMLError, json.JSONDecodeError
+        raise DataFormatError(path, f"cannot be parsed ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"--config {path}: expected a mapping of training options, found {type(data).__name__}"
+        )
+    return data
 
 
 def build_config(args: argparse.Namespace, paths) -> TrainConfig:  # noqa: F821
@@ -127,6 +142,33 @@ def build_config(args: argparse.Namespace, paths) -> TrainConfig:  # noqa: F821
     return TrainConfig.from_dict(d)
 
 
+def plan_runs(args: argparse.Namespace):
+    """Configuration, folds and run folders of the command, every option checked; nothing is written."""
+    import dataclasses
+
+    from eegdecode.data.datasets import make_folds
+    from eegdecode.data.paths import DatasetPaths, resolve_data_root
+    from eegdecode.training.runs import run_dir
+
+    release = "meg" if getattr(args, "modality", None) == "meg" else args.release
+    paths = DatasetPaths(resolve_data_root(args.data_root), release)
+    cfg = build_config(args, paths)
+    subjects = args.subject or paths.subjects()
+    folds = make_folds(args.protocol, subjects, args.test_subject)
+    seeds = args.seed if args.seed else [cfg.seed]
+    plan = []
+    for fold in folds:
+        for seed in seeds:
+            plan.append(
+                (
+                    dataclasses.replace(cfg, seed=seed),
+                    fold,
+                    run_dir(args.out, cfg.model, fold.protocol, fold.name, seed),
+                )
+            )
+    return paths, plan
+
+
 def _init_distributed() -> None:
     import torch
     import torch.distributed as dist
@@ -136,47 +178,35 @@ def _init_distributed() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
     import torch.distributed as dist
 
-    from eegdecode.data.datasets import make_folds
-    from eegdecode.data.paths import DatasetPaths, resolve_data_root
     from eegdecode.evaluation.kway import KWayResult, format_kway_table
     from eegdecode.evaluation.summary import summarize_runs
-    from eegdecode.models import resolve_encoder_name
-    from eegdecode.training.trainer import train_fold
+    from eegdecode.training.trainer import prepare_run, train_fold
 
-    release = "meg" if getattr(args, "modality", None) == "meg" else args.release
-    paths = DatasetPaths(resolve_data_root(args.data_root), release)
-    cfg = build_config(args, paths)
-    subjects = args.subject or paths.subjects()
-    folds = make_folds(args.protocol, subjects, args.target)
-    seeds = args.seed if args.seed else [cfg.seed]
+    paths, plan = plan_runs(args)
+    for run_cfg, fold, run_dir in plan:  # every run checked before the first one starts
+        prepare_run(run_cfg, paths, fold, run_dir, resume=args.resume, overwrite=args.overwrite)
     _init_distributed()
     rank = dist.get_rank() if dist.is_initialized() else 0
     result_files = []
-    for fold in folds:
-        for seed in seeds:
-            run_cfg = dataclasses.replace(cfg, seed=seed)
-            run_dir = (
-                Path(args.out) / resolve_encoder_name(cfg.model) / fold.protocol / fold.name / f"seed{seed}"
+    for run_cfg, fold, run_dir in plan:
+        results = train_fold(run_cfg, paths, fold, run_dir, resume=args.resume, overwrite=args.overwrite,
+                             progress=not args.quiet)  # fmt: skip
+        if rank == 0 and results:
+            result_files.append(run_dir / "results.json")
+            ceiling = results.get("ceiling")
+            print(
+                f"\n{results['model']} | {fold.protocol} | {results['subject']} | seed {run_cfg.seed}  ({run_dir})"
             )
-            results = train_fold(run_cfg, paths, fold, run_dir, resume=args.resume, overwrite=args.overwrite,
-                                 progress=not args.quiet)  # fmt: skip
-            if rank == 0 and results:
-                result_files.append(run_dir / "results.json")
-                ceiling = results.get("ceiling")
-                print(
-                    f"\n{results['model']} | {fold.protocol} | {results['subject']} | seed {seed}  ({run_dir})"
+            print(f"selected epoch {results['selected_epoch'] + 1} by {results['selected_by']}")
+            print(
+                format_kway_table(
+                    KWayResult.from_dict(results["kway"]), ceiling=ceiling and KWayResult.from_dict(ceiling)
                 )
-                print(f"selected epoch {results['selected_epoch'] + 1} by {results['selected_by']}")
-                print(
-                    format_kway_table(
-                        KWayResult.from_dict(results["kway"]),
-                        ceiling=ceiling and KWayResult.from_dict(ceiling),
-                    )
-                )
+            )
+            if results.get("ceiling_note"):
+                print(results["ceiling_note"])
     if rank == 0 and len(result_files) > 1:
         print("\nSummary over runs (mean ± sd):")
         print(summarize_runs(result_files).to_markdown())

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from eegdecode.errors import ConfigError
+
 THINGS_EEG2_CHANNELS: tuple[str, ...] = tuple(
     "Fp1 Fp2 AF7 AF3 AFz AF4 AF8 F7 F5 F3 F1 F2 F4 F6 F8 FT9 FT7 FC5 FC3 FC1 FCz FC2 FC4 FC6 FT8 FT10 "
     "T7 C5 C3 C1 Cz C2 C4 C6 T8 TP9 TP7 CP5 CP3 CP1 CPz CP2 CP4 CP6 TP8 TP10 P7 P5 P3 P1 Pz P2 P4 P6 P8 "
@@ -65,11 +67,11 @@ def resolve_channels(spec: str | Sequence[str] | None, available: Sequence[str])
         ordered_by_file = False
     unknown = [n for n in names if n.lower() not in lower]
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"Invalid channel selection {spec!r}: channels {unknown} are not in the data "
             f"(available: {available}; named subsets: {list(NAMED_SUBSETS)})"
         )
     idx = [lower[n.lower()] for n in names]
     if len(set(idx)) != len(idx):
-        raise ValueError(f"Invalid channel selection {spec!r}: a channel is listed twice")
+        raise ConfigError(f"Invalid channel selection {spec!r}: a channel is listed twice")
     return sorted(idx) if ordered_by_file else idx

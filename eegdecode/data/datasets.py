@@ -21,7 +21,7 @@ import torch
 from eegdecode.data.cache import SubjectCache, ensure_cache
 from eegdecode.data.channels import resolve_channels
 from eegdecode.data.paths import DatasetPaths, subject_name
-from eegdecode.errors import DataFormatError, check_option
+from eegdecode.errors import ConfigError, DataFormatError, check_option
 
 TRAIN_UNITS = ("trial", "average")
 PROTOCOLS = ("intra", "loso", "joint")
@@ -50,9 +50,9 @@ class DataOptions:
     def __post_init__(self):
         check_option("train_unit", self.train_unit, TRAIN_UNITS)
         if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"Invalid val_fraction {self.val_fraction}: expected 0 <= val_fraction < 1")
+            raise ConfigError(f"Invalid val_fraction {self.val_fraction}: expected 0 <= val_fraction < 1")
         if self.test_reps is not None and self.test_reps < 1:
-            raise ValueError(f"Invalid test_reps {self.test_reps}: expected a positive number or None (all)")
+            raise ConfigError(f"Invalid test_reps {self.test_reps}: expected a positive number or None (all)")
 
 
 class SubjectData:
@@ -70,7 +70,7 @@ class SubjectData:
             start, stop = options.time_window
             keep = np.flatnonzero((times >= start - 1e-9) & (times < stop - 1e-9))
             if keep.size == 0:
-                raise ValueError(
+                raise ConfigError(
                     f"time_window {options.time_window} selects no sample of {self.name} "
                     f"(data from {times[0]:.3f} to {times[-1]:.3f} s)"
                 )
@@ -142,7 +142,7 @@ def split_concepts(
     if val_fraction > 0 and n_val == 0:
         n_val = 1
     if n_val >= n_concepts:
-        raise ValueError(f"val_fraction {val_fraction} leaves no training concept out of {n_concepts}")
+        raise ConfigError(f"val_fraction {val_fraction} leaves no training concept out of {n_concepts}")
     perm = np.random.default_rng(np.random.SeedSequence([seed, 4242])).permutation(n_concepts)
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
@@ -170,10 +170,10 @@ class TrialDataset(torch.utils.data.Dataset):
     ):
         check_option("unit", unit, TRAIN_UNITS)
         if not subjects:
-            raise ValueError("TrialDataset needs at least one subject")
+            raise ConfigError("TrialDataset needs at least one subject")
         shapes = {(s.n_chans, s.n_times) for s in subjects}
         if len(shapes) != 1:
-            raise ValueError(f"subjects disagree in (channels, times) after selection: {sorted(shapes)}")
+            raise ConfigError(f"subjects disagree in (channels, times) after selection: {sorted(shapes)}")
         self.subjects = list(subjects)
         self.layers = list(subject_layers) if subject_layers is not None else list(range(len(subjects)))
         self.unit = unit
@@ -242,7 +242,7 @@ class EpochBatchSampler(torch.utils.data.Sampler):
     def __init__(self, n: int, batch_size: int, seed: int = 0, epoch: int = 0, rank: int = 0, world: int = 1,
                  shuffle: bool = True, drop_last: bool = False):  # fmt: skip
         if batch_size % world:
-            raise ValueError(f"batch_size {batch_size} must be divisible by the number of processes {world}")
+            raise ConfigError(f"batch_size {batch_size} must be divisible by the number of processes {world}")
         self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, epoch
         self.rank, self.world, self.shuffle = rank, world, shuffle
         # A last, smaller batch is kept only when it splits evenly across processes.
@@ -297,7 +297,7 @@ def averaged_eeg(subject: SubjectData, split: str, images: np.ndarray | None = N
     images = np.arange(arr.shape[0]) if images is None else np.asarray(images)
     n_avail = arr.shape[1]
     if n_reps is not None and n_reps > n_avail:
-        raise ValueError(f"n_reps={n_reps} but {subject.name} {split} has only {n_avail} repetitions")
+        raise ConfigError(f"n_reps={n_reps} but {subject.name} {split} has only {n_avail} repetitions")
     reps = slice(0, n_reps or n_avail)
     out = np.empty((images.size, subject.n_chans, subject.n_times), dtype=np.float32)
     for start in range(0, images.size, chunk):
@@ -338,16 +338,16 @@ def make_folds(
     check_option("protocol", protocol, PROTOCOLS)
     subjects = [subject_name(s) for s in subjects]
     if len(set(subjects)) != len(subjects):
-        raise ValueError(f"subjects listed twice: {subjects}")
+        raise ConfigError(f"subjects listed twice: {subjects}")
     targets = subjects if targets is None else [subject_name(s) for s in targets]
     missing = [t for t in targets if t not in subjects]
     if missing:
-        raise ValueError(f"target subjects {missing} are not among the subjects {subjects}")
+        raise ConfigError(f"target subjects {missing} are not among the subjects {subjects}")
     if protocol == "intra":
         return [Fold(t, protocol, [t], [t], {t: 0}) for t in targets]
     if protocol == "loso":
         if len(subjects) < 2:
-            raise ValueError("protocol 'loso' needs at least two subjects")
+            raise ConfigError("protocol 'loso' needs at least two subjects")
         return [
             Fold(t, protocol, [s for s in subjects if s != t], [t], {s: 0 for s in subjects}) for t in targets
         ]

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from eegdecode.errors import MissingFileError, check_option
+from eegdecode.errors import ConfigError, MissingFileError, check_option
 
 ENV_DATA = "EEGDECODE_DATA"
 
@@ -36,7 +36,7 @@ def resolve_data_root(path: str | os.PathLike | None) -> Path:
     if path is None:
         env = os.environ.get(ENV_DATA)
         if not env:
-            raise ValueError(
+            raise ConfigError(
                 f"No data root given: pass --data-root PATH or set {ENV_DATA}. "
                 "`eegdecode simulate --out PATH` writes a simulated data set there."
             )
@@ -50,7 +50,7 @@ def subject_name(subject: int | str) -> str:
         return f"sub-{int(subject):02d}"
     if isinstance(subject, str) and SUBJECT_PATTERN.match(subject):
         return subject
-    raise ValueError(f"Invalid subject {subject!r}: expected a number (1) or a folder name (sub-01)")
+    raise ConfigError(f"Invalid subject {subject!r}: expected a number (1) or a folder name (sub-01)")
 
 
 @dataclass(frozen=True)

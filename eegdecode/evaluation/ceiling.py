@@ -13,16 +13,17 @@ from typing import Any
 import numpy as np
 
 from eegdecode.data.paths import subject_name
-from eegdecode.data.simulate import Subject, ceiling_scores
 from eegdecode.evaluation.kway import KWayResult, kway_from_scores, standard_ks
 from eegdecode.io import read_json, write_json
 
 
 def ceiling_kway(
-    subject: Subject, test: np.ndarray, n_reps: int | None = None, n_draws: int = 100, seed: int = 0
+    subject, test: np.ndarray, n_reps: int | None = None, n_draws: int = 100, seed: int = 0
 ) -> KWayResult:
     """k-way accuracy of the ideal decoder on test data (n_images, n_reps, chans, times), the first ``n_reps``
     repetitions averaged (all when ``None``)."""
+    from eegdecode.data.simulate import ceiling_scores
+
     queries = test[:, : n_reps or test.shape[1]].mean(axis=1)
     scores = ceiling_scores(subject, queries)
     return kway_from_scores(
@@ -30,7 +31,7 @@ def ceiling_kway(
     )
 
 
-def ceiling_record(subject: Subject, test: np.ndarray, n_draws: int = 100, seed: int = 0) -> dict[str, Any]:
+def ceiling_record(subject, test: np.ndarray, n_draws: int = 100, seed: int = 0) -> dict[str, Any]:
     """What ``ceiling.json`` stores for one subject: all repetitions averaged, and single trials."""
     return {
         "n_reps_averaged": int(test.shape[1]),
@@ -43,13 +44,30 @@ def write_ceiling(root: str | Path, records: dict[str, dict[str, Any]]) -> Path:
     return write_json(Path(root) / "ceiling.json", {"format": "eegdecode-ceiling/1", "subjects": records})
 
 
-def load_ceiling(root: str | Path, subject: int | str) -> KWayResult | None:
-    """The ceiling of one subject of a simulated data set, or ``None`` for real data (no ``ceiling.json``)."""
+def load_ceiling(
+    root: str | Path, subject: int | str, n_reps: int | None = None
+) -> tuple[KWayResult | None, str | None]:
+    """The ceiling of one subject of a simulated data set for queries averaged over ``n_reps`` test repetitions
+    (``None``: all), and a note when there is none to show.
+
+    ``ceiling.json`` holds the ceiling for all repetitions averaged and for single trials; for another number of
+    repetitions no ceiling is given (a note says so) rather than one computed for a different query. Real data
+    have no ``ceiling.json``: ``(None, None)``.
+    """
     path = Path(root) / "ceiling.json"
     if not path.exists():
-        return None
+        return None, None
     rec = read_json(path)["subjects"].get(subject_name(subject))
-    return None if rec is None else KWayResult.from_dict(rec["kway"])
+    if rec is None:
+        return None, None
+    if n_reps is None or n_reps == rec["n_reps_averaged"]:
+        return KWayResult.from_dict(rec["kway"]), None
+    if n_reps == 1 and "single_trial" in rec:
+        return KWayResult.from_dict(rec["single_trial"]), None
+    return None, (
+        f"ceiling not shown: {path} holds it for {rec['n_reps_averaged']} averaged repetitions and single "
+        f"trials, not for {n_reps}"
+    )
 
 
 def simulate_with_ceiling(

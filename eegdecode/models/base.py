@@ -14,12 +14,14 @@ import math
 import torch
 from torch import nn
 
+from eegdecode.errors import ConfigError
+
 LOGIT_SCALE_INIT = math.log(1 / 0.07)
 
 
 def _check_positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"Invalid value for {name}: {value!r}; expected a positive integer")
+        raise ConfigError(f"Invalid value for {name}: {value!r}; expected a positive integer")
     return value
 
 
@@ -76,12 +78,12 @@ class EEGEncoder(nn.Module):
             or tuple(x.shape[1:]) != (self.n_chans, self.n_times)
         ):
             found = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(
+            raise ConfigError(
                 f"{type(self).__name__} input x: expected shape (batch, {self.n_chans}, {self.n_times}), "
                 f"found {found}"
             )
         if not x.is_floating_point():
-            raise ValueError(
+            raise ConfigError(
                 f"{type(self).__name__} input x: expected a floating-point tensor, found {x.dtype}"
             )
         batch = x.shape[0]
@@ -90,11 +92,11 @@ class EEGEncoder(nn.Module):
         if not isinstance(subject_idx, torch.Tensor):
             subject_idx = torch.as_tensor(subject_idx)
         if subject_idx.ndim != 1 or subject_idx.shape[0] != batch:
-            raise ValueError(
+            raise ConfigError(
                 f"{type(self).__name__} subject_idx: expected shape ({batch},), found {tuple(subject_idx.shape)}"
             )
         if subject_idx.is_floating_point() or subject_idx.dtype == torch.bool:
-            raise ValueError(
+            raise ConfigError(
                 f"{type(self).__name__} subject_idx: expected an integer tensor, found {subject_idx.dtype}"
             )
         return subject_idx.to(device=x.device, dtype=torch.long)

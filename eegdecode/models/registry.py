@@ -12,6 +12,13 @@ from typing import Any
 
 from torch import nn
 
+from eegdecode.errors import ConfigError
+
+
+class UnknownOptionError(ConfigError, TypeError):
+    """A model option the encoder does not take."""
+
+
 # Canonical name -> (module, class). One line per encoder; the summary table is generated from these.
 _ENCODERS: dict[str, tuple[str, str]] = {
     "NervformerV2": ("eegdecode.models.nervformer_v2", "NervformerV2"),
@@ -65,7 +72,7 @@ def resolve_encoder_name(name: str) -> str:
     """
     key = str(name).strip().lower()
     if key not in _LOOKUP:
-        raise ValueError(
+        raise ConfigError(
             f"Invalid value for encoder name: {name!r}; known encoders are {list_encoders()} "
             f"(case-insensitive; aliases {sorted(_ALIASES)})"
         )
@@ -107,7 +114,7 @@ def build_encoder(
         return cls(n_chans, n_times, n_outputs, n_subjects, **options)
     except TypeError as err:
         if "unexpected keyword argument" in str(err):
-            raise TypeError(
+            raise UnknownOptionError(
                 f"{resolve_encoder_name(name)}: {err}; see help({cls.__module__}.{cls.__name__})"
             ) from err
         raise

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eegdecode.errors import check_option
+from eegdecode.errors import ConfigError, check_option
 
 LOGIT_SCALE_INIT: float = math.log(1 / 0.07)
 FORMS: tuple[str, ...] = ("standard", "seed")
@@ -62,16 +62,16 @@ LOSS_PRESETS: dict[str, dict[str, Any]] = {
 
 def _check_pair(x: torch.Tensor, y: torch.Tensor, names: tuple[str, str] = ("x", "y")) -> None:
     if x.ndim != 2 or y.ndim != 2:
-        raise ValueError(
+        raise ConfigError(
             f"{names[0]} and {names[1]} must be 2-D (batch, dim); found shapes {tuple(x.shape)} and {tuple(y.shape)}"
         )
     if x.shape != y.shape:
-        raise ValueError(
+        raise ConfigError(
             f"{names[0]} and {names[1]} must have the same shape (row i of each is a positive pair); "
             f"found {tuple(x.shape)} and {tuple(y.shape)}"
         )
     if x.shape[0] < 1:
-        raise ValueError(f"{names[0]} must hold at least one sample; found batch size 0")
+        raise ConfigError(f"{names[0]} must hold at least one sample; found batch size 0")
 
 
 def _full_precision(*tensors: torch.Tensor) -> list[torch.Tensor]:
@@ -85,7 +85,7 @@ def _symmetric_cross_entropy(logits: torch.Tensor, labels: torch.Tensor | None) 
     if labels is not None:
         labels = torch.as_tensor(labels, device=logits.device)
         if labels.shape != (batch,):
-            raise ValueError(
+            raise ConfigError(
                 f"labels must have shape ({batch},), one per sample; found {tuple(labels.shape)}"
             )
         same = labels[:, None] == labels[None, :]
@@ -210,9 +210,9 @@ class EEGClipLoss(nn.Module):
         check_option("form", form, FORMS)
         for name, value in (("w_img", w_img), ("w_txt", w_txt), ("w_mse", w_mse), ("scale", scale)):
             if not math.isfinite(float(value)) or float(value) < 0:
-                raise ValueError(f"{name} must be a finite, non-negative number; found {value!r}")
+                raise ConfigError(f"{name} must be a finite, non-negative number; found {value!r}")
         if w_img == 0 and w_txt == 0 and w_mse == 0:
-            raise ValueError("at least one of w_img, w_txt, w_mse must be positive; found all 0")
+            raise ConfigError("at least one of w_img, w_txt, w_mse must be positive; found all 0")
         self.w_img = float(w_img)
         self.w_txt = float(w_txt)
         self.w_mse = float(w_mse)
@@ -283,7 +283,7 @@ class EEGClipLoss(nn.Module):
             total = total + self.w_img * parts["img"]
         if self.w_txt > 0:
             if txt is None:
-                raise ValueError(f"txt embeddings are required when w_txt > 0 (w_txt={self.w_txt})")
+                raise ConfigError(f"txt embeddings are required when w_txt > 0 (w_txt={self.w_txt})")
             _check_pair(eeg, txt, ("eeg", "txt"))
             parts["txt"] = self._contrastive(
                 eeg, txt, logit_scale, labels if txt_labels is None else txt_labels

@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from eegdecode import __version__
+from eegdecode import __version__, faults
 from eegdecode.data.datasets import (
     DataOptions,
     Fold,
@@ -43,13 +43,15 @@ from eegdecode.data.datasets import (
 from eegdecode.data.paths import DatasetPaths
 from eegdecode.devices import resolve_device
 from eegdecode.embeddings.store import load_features
-from eegdecode.errors import OutputExistsError
+from eegdecode.errors import ConfigError, MissingFileError
 from eegdecode.evaluation.ceiling import load_ceiling
 from eegdecode.evaluation.kway import kway_accuracy, standard_ks
-from eegdecode.io import read_json, write_json
+from eegdecode.io import atomic_path, json_line, read_json, write_json
 from eegdecode.models import build_encoder, resolve_encoder_name
+from eegdecode.training import preflight
 from eegdecode.training.checkpoint import load_checkpoint, save_checkpoint
 from eegdecode.training.losses import build_loss
+from eegdecode.training.runs import check_run_dir, prepare_run_dir, resume_changes
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,32 @@ class TrainConfig:
     wandb: bool = False
     data: DataOptions = field(default_factory=DataOptions)
 
+    def __post_init__(self) -> None:
+        """Check every option before any work: one :class:`ConfigError` naming the option, value and range."""
+        resolve_encoder_name(self.model)
+        build_loss(self.loss, **self.loss_options)
+        positive_ints = {"epochs": self.epochs, "batch_size": self.batch_size, "val_k": self.val_k,
+                         "eval_draws": self.eval_draws}  # fmt: skip
+        for name, value in positive_ints.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"Invalid value for {name}: {value!r}; expected a positive integer")
+        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"Invalid value for lr: {self.lr!r}; expected a positive number")
+        for name in ("weight_decay", "warmup_epochs"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"Invalid value for {name}: {value!r}; expected a number >= 0")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ConfigError(f"Invalid value for grad_clip: {self.grad_clip!r}; expected a positive number")
+        if self.early_stopping is not None and (
+            not isinstance(self.early_stopping, int) or self.early_stopping < 1
+        ):
+            raise ConfigError(
+                f"Invalid value for early_stopping: {self.early_stopping!r}; expected a positive number of epochs"
+            )
+        if self.num_workers < 0:
+            raise ConfigError(f"Invalid value for num_workers: {self.num_workers!r}; expected >= 0")
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["model"] = resolve_encoder_name(self.model)
@@ -95,11 +123,16 @@ class TrainConfig:
                 data["time_window"] = tuple(data["time_window"])
             if isinstance(data.get("channels"), list):
                 data["channels"] = tuple(data["channels"])
+            data_keys = {f.name for f in dataclasses.fields(DataOptions)}
+            if set(data) - data_keys:
+                raise ConfigError(
+                    f"unknown data options {sorted(set(data) - data_keys)}; known options are {sorted(data_keys)}"
+                )
             data = DataOptions(**data)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown training options {unknown}; known options are {sorted(known)}")
+            raise ConfigError(f"unknown training options {unknown}; known options are {sorted(known)}")
         return cls(**d, data=data)
 
 
@@ -191,21 +224,24 @@ class FoldData:
 
 
 def load_fold_data(paths: DatasetPaths, fold: Fold, cfg: TrainConfig) -> FoldData:
+    """Open the fold's EEG and features, after every check that can be made before work starts (see
+    :mod:`eegdecode.training.preflight`)."""
     feats_dir = paths.features_dir(cfg.features) if not Path(cfg.features).is_dir() else Path(cfg.features)
     train_feats = load_features(feats_dir, "train")
     test_feats = load_features(feats_dir, "test")
     train_subjects = [SubjectData.open(paths, s, cfg.data) for s in fold.train_subjects]
     test_subjects = [SubjectData.open(paths, s, cfg.data) for s in fold.test_subjects]
+    images = preflight.open_image_set(paths.root)
+    if images is not None:
+        for s in {sd.name: sd for sd in train_subjects + test_subjects}.values():
+            preflight.check_eeg_against_image_set(
+                images, s.cache.path, {"train": s.cache.train.shape, "test": s.cache.test.shape}
+            )
+        preflight.check_features_against_image_set(images, feats_dir, train_feats.meta)
+    preflight.check_features_against_eeg(
+        feats_dir, train_feats, test_feats, train_subjects, test_subjects, cfg.data.test_reps
+    )
     n_images = train_subjects[0].cache.train.shape[0]
-    if train_feats.image.shape[0] != n_images:
-        from eegdecode.errors import DataFormatError
-
-        raise DataFormatError(
-            feats_dir / "image_features_train.npy",
-            "feature rows disagree with the EEG's training images",
-            n_images,
-            train_feats.image.shape[0],
-        )
     image_concept = image_concepts_from_counts(n_images, train_feats.text.shape[0], feats_dir)
     train_c, val_c = split_concepts(train_feats.text.shape[0], cfg.data.val_fraction, cfg.data.val_seed)
     return FoldData(
@@ -244,7 +280,7 @@ def evaluate_test(
         q = averaged_eeg(s, "test", n_reps=cfg.data.test_reps)
         emb = embed(model, q, fold.subject_layer.get(s.name, 0), device, amp=cfg.amp)
         if gal.shape[0] != emb.shape[0]:
-            raise ValueError(f"{gal.shape[0]} test {gallery} embeddings but {emb.shape[0]} test EEG images")
+            raise ConfigError(f"{gal.shape[0]} test {gallery} embeddings but {emb.shape[0]} test EEG images")
         res = kway_accuracy(emb, gal, ks=standard_ks(len(emb)), n_draws=cfg.eval_draws, seed=cfg.seed)
         out[s.name] = res
     return out
@@ -256,6 +292,10 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: torch.device
     Returns ``(resolved_config_dict, TrainConfig, Fold, model_on_device, checkpoint_info)``.
     """
     run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        raise MissingFileError(
+            run_dir / "config.json", "not a run folder (create one with `eegdecode train`)"
+        )
     resolved = read_json(run_dir / "config.json")
     keys = {f.name for f in dataclasses.fields(TrainConfig)}
     cfg = TrainConfig.from_dict({k: v for k, v in resolved.items() if k in keys})
@@ -267,14 +307,78 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: torch.device
     return resolved, cfg, fold, model, info
 
 
-def prepare_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
-    if run_dir.exists() and any(run_dir.iterdir()) and not (overwrite or resume):
-        raise OutputExistsError(run_dir, "--overwrite (start again) or --resume (continue)")
-    if overwrite and run_dir.exists():
-        import shutil
+def _process_device(name: str, world: int) -> torch.device:
+    device = resolve_device(name)
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    return device
 
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+
+def _run_record(cfg: TrainConfig, fold: Fold, fd: FoldData, paths: DatasetPaths, model, world: int) -> dict:
+    """``config.json``: the training configuration plus the facts of this run (sizes, versions, data root)."""
+    s = fd.train_subjects[0]
+    return {
+        **cfg.to_dict(), "fold": dataclasses.asdict(fold), "n_chans": s.n_chans, "n_times": s.n_times,
+        "n_outputs": int(fd.train_feats.image.shape[1]), "ch_names": s.ch_names,
+        "data_root": str(paths.root.resolve()), "release": paths.release,
+        "n_train_images": int(fd.train_images.size), "n_val_images": int(fd.val_images.size),
+        "n_parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+        "world_size": world, "eegdecode_version": __version__, "torch_version": torch.__version__,
+    }  # fmt: skip
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _keep_epochs(path: Path, last_epoch: int) -> None:
+    """Drop the rows of epochs after ``last_epoch`` (written before a kill, redone on resume)."""
+    rows = [r for r in _read_jsonl(path) if r["epoch"] <= last_epoch]
+    with atomic_path(path, suffix=".jsonl") as tmp:
+        tmp.write_text("".join(json_line(r) + "\n" for r in rows))
+
+
+def _append_jsonl(path: Path, row: dict[str, Any]) -> None:
+    with open(path, "a") as f:
+        f.write(json_line(row) + "\n")
+
+
+@dataclass
+class PreparedRun:
+    """What :func:`prepare_run` checked and built: data, model, the run record and the checkpoint to resume."""
+
+    fd: FoldData
+    model: torch.nn.Module
+    resolved: dict[str, Any]
+    last: dict[str, Any] | None
+    device: torch.device
+
+
+def prepare_run(cfg: TrainConfig, paths: DatasetPaths, fold: Fold, run_dir: str | Path, resume: bool = False,
+                overwrite: bool = False) -> PreparedRun:  # fmt: skip
+    """Every check a run needs (run folder, options, data, features, image set, ``--resume`` configuration),
+    with nothing written: a run that would fail, fails here."""
+    _, world = _dist()
+    run_dir = Path(run_dir)
+    device = _process_device(cfg.device, world)
+    check_run_dir(run_dir, overwrite, resume)
+    fd = load_fold_data(paths, fold, cfg)
+    seed_everything(cfg.seed)
+    name = resolve_encoder_name(cfg.model)
+    model = build_encoder(name, fd.train_subjects[0].n_chans, fd.train_subjects[0].n_times,
+                          fd.train_feats.image.shape[1], n_subjects=fold.n_subject_layers,
+                          **{k: v for k, v in cfg.model_options.items() if k != "fit"}).to(device)  # fmt: skip
+    if hasattr(model, "fit") and len(fd.train_subjects) != 1:
+        raise ConfigError(f"{name} is fitted per subject: use --protocol intra (found {fold.protocol})")
+    ckpt = run_dir / "checkpoints"
+    last = read_json(ckpt / "last.json") if resume and (ckpt / "last.json").exists() else None
+    resolved = _run_record(cfg, fold, fd, paths, model, world)
+    if resume:
+        resolved["changes"] = resume_changes(run_dir, cfg.to_dict(), last["epoch"] + 1 if last else 0)
+    return PreparedRun(fd, model, resolved, last, device)
 
 
 def train_fold(
@@ -289,37 +393,27 @@ def train_fold(
 ) -> dict[str, Any]:
     """Train one fold and evaluate it on its test subject(s); returns the content of ``results.json``.
 
-    ``stop_after_epoch`` ends the loop early without evaluating (used to test ``resume``).
+    Every check (:func:`prepare_run`) runs before the run folder is created or changed. ``stop_after_epoch`` ends
+    the loop early without evaluating (used to test ``resume``).
     """
     rank, world = _dist()
     run_dir = Path(run_dir)
+    run = prepare_run(cfg, paths, fold, run_dir, resume, overwrite)
     if rank == 0:
-        prepare_run_dir(run_dir, overwrite, resume)
+        prepare_run_dir(run_dir, overwrite)
+        write_json(run_dir / "config.json", run.resolved)
     if world > 1:
         dist.barrier()
-    device = resolve_device(cfg.device)
-    if world > 1 and device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        torch.cuda.set_device(device)
-    seed_everything(cfg.seed)
-    fd = load_fold_data(paths, fold, cfg)
-    n_chans, n_times = fd.train_subjects[0].n_chans, fd.train_subjects[0].n_times
-    name = resolve_encoder_name(cfg.model)
-    model = build_encoder(name, n_chans, n_times, fd.train_feats.image.shape[1], n_subjects=fold.n_subject_layers,
-                          **cfg.model_options).to(device)  # fmt: skip
-    resolved = {
-        **cfg.to_dict(), "fold": dataclasses.asdict(fold), "n_chans": n_chans, "n_times": n_times, "n_outputs": int(fd.train_feats.image.shape[1]),
-        "ch_names": fd.train_subjects[0].ch_names, "data_root": str(paths.root.resolve()), "release": paths.release,
-        "n_train_images": int(fd.train_images.size), "n_val_images": int(fd.val_images.size),
-        "n_parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
-        "world_size": world, "eegdecode_version": __version__, "torch_version": torch.__version__,
-    }  # fmt: skip
-    if rank == 0:
-        write_json(run_dir / "config.json", resolved)
+    if hasattr(run.model, "fit"):
+        return _fit_closed_form(run.model, cfg, run.fd, fold, run_dir, run.device, run.resolved)
+    return _fit_gradient(run.model, cfg, run.fd, fold, run_dir, run.device, run.resolved, run.last, progress,
+                         stop_after_epoch)  # fmt: skip
 
-    if name == "ridge":
-        return _fit_ridge(model, cfg, fd, fold, run_dir, device, resolved)
 
+def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Path, device, resolved,
+                  last: dict | None, progress: bool, stop_after_epoch: int | None) -> dict[str, Any]:  # fmt: skip
+    """The epoch loop: train -> validate -> log -> checkpoint (``best`` by validation, ``last`` every epoch)."""
+    rank, world = _dist()
     loss_fn = build_loss(cfg.loss, **cfg.loss_options)
     dataset = TrialDataset(fd.train_subjects, fd.train_images, fd.image_concept,
                            [fold.subject_layer[s.name] for s in fd.train_subjects], cfg.data.train_unit)  # fmt: skip
@@ -338,17 +432,22 @@ def train_fold(
     txt_feats = torch.as_tensor(np.asarray(fd.train_feats.text), dtype=torch.float32)
     amp = cfg.amp and device.type == "cuda"
     ckpt = run_dir / "checkpoints"
+    metrics_path, timing_path = run_dir / "metrics.jsonl", run_dir / "timing.jsonl"
     start_epoch, best, best_epoch, bad_epochs, step = 0, -1.0, -1, 0, 0
-    if resume and (ckpt / "last.json").exists():
+    if last is not None:
         info = load_checkpoint(
             ckpt, "last", model, optimizer, scheduler, restore_rng=True, map_location=device
         )
         start_epoch, best, best_epoch = info["epoch"] + 1, info["best_val"], info["best_epoch"]
         bad_epochs, step = info["bad_epochs"], info["step"]
         log.info("resuming %s after epoch %d", run_dir, info["epoch"])
+    if rank == 0:  # rows and a best checkpoint written after the last checkpoint are redone below
+        for path in (metrics_path, timing_path):
+            _keep_epochs(path, start_epoch - 1)
+        if (ckpt / "best.json").exists() and read_json(ckpt / "best.json").get("epoch", -1) >= start_epoch:
+            (ckpt / "best.json").unlink()
     wandb_run = _init_wandb(cfg, resolved, run_dir) if (cfg.wandb and rank == 0) else None
 
-    metrics_path = run_dir / "metrics.jsonl"
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         ddp_model.train()
@@ -380,7 +479,7 @@ def train_fold(
                 sums[k] = sums.get(k, 0.0) + float(v)
             bar.set_postfix(loss=f"{float(total.detach()):.3f}")
         row: dict[str, Any] = {"epoch": epoch, "step": step, "lr": scheduler.get_last_lr()[0],
-                               "logit_scale": float(model.logit_scale.detach().exp()), "seconds": 0.0}  # fmt: skip
+                               "logit_scale": float(model.logit_scale.detach().exp())}  # fmt: skip
         row.update({f"train_{k}": v / max(1, n_batches) for k, v in sums.items()})
         if rank == 0:
             row.update(_validate(model, fd, fold, cfg, device, amp))
@@ -401,17 +500,21 @@ def train_fold(
             best, best_epoch, bad_epochs = score, epoch, 0
         else:
             bad_epochs += 1
-        row["seconds"] = time.perf_counter() - t0
         if rank == 0:
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            # Write order (each a fault-injection boundary): metrics line, best, last, timing line.
+            _append_jsonl(metrics_path, row)
+            faults.boundary("metrics")
             info = {"epoch": epoch, "step": step, "best_val": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
-                    "model": name, "config_sha": _digest(resolved)}  # fmt: skip
+                    "model": resolved["model"], "config_sha": _digest(resolved)}  # fmt: skip
             if improved:
                 save_checkpoint(ckpt, "best", model, info)
             save_checkpoint(ckpt, "last", model, info, optimizer, scheduler)
+            seconds = time.perf_counter() - t0
+            _append_jsonl(
+                timing_path, {"epoch": epoch, "seconds": seconds, "samples_per_s": len(dataset) / seconds}
+            )
             if wandb_run is not None:
-                wandb_run.log(row, step=step)
+                wandb_run.log({**row, "seconds": seconds}, step=step)
             log.info(
                 "epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items() if isinstance(v, float)}
             )
@@ -426,22 +529,28 @@ def train_fold(
     if rank != 0:
         return {}
     load_checkpoint(ckpt, "best", model, map_location=device)
-    results = _results(model, fd, fold, cfg, device, resolved, best_epoch, best)
+    selected_by = (
+        f"validation top-1 at k={min(cfg.val_k, int(fd.val_images.size))} on held-out training concepts"
+    )
+    results = _results(model, fd, fold, cfg, device, resolved, best_epoch, best, selected_by)
     write_json(run_dir / "results.json", results)
+    faults.boundary("results")
     plot_training_curves(metrics_path, run_dir / "training_curves.png")
     if wandb_run is not None:
         wandb_run.finish()
     return results
 
 
-def _results(model, fd, fold, cfg, device, resolved, best_epoch, best_val) -> dict[str, Any]:
+def _results(model, fd, fold, cfg, device, resolved, best_epoch, best_val, selected_by) -> dict[str, Any]:
     tests = evaluate_test(model, fd, fold, cfg, device)
     subjects = {}
     for sname, res in tests.items():
         entry: dict[str, Any] = {"kway": res.to_dict()}
-        ceiling = load_ceiling(resolved["data_root"], sname)
+        ceiling, note = load_ceiling(resolved["data_root"], sname, n_reps=cfg.data.test_reps)
         if ceiling is not None:
             entry["ceiling"] = ceiling.to_dict()
+        elif note:
+            entry["ceiling_note"] = note
         subjects[sname] = entry
     first = next(iter(subjects.values()))
     return {
@@ -452,20 +561,18 @@ def _results(model, fd, fold, cfg, device, resolved, best_epoch, best_val) -> di
         "subject": fold.test_subjects[0] if len(fold.test_subjects) == 1 else fold.name,
         "seed": cfg.seed,
         "selected_epoch": best_epoch,
-        "selected_by": f"validation top-1 at k={min(cfg.val_k, int(fd.val_images.size))} on held-out training concepts",
+        "selected_by": selected_by,
         "val_top1": best_val,
         "test_reps": cfg.data.test_reps,
         "kway": first["kway"],
-        **({"ceiling": first["ceiling"]} if "ceiling" in first else {}),
+        **{k: first[k] for k in ("ceiling", "ceiling_note") if k in first},
         "subjects": subjects,
         "simulated": (Path(resolved["data_root"]) / "simulation.json").exists(),
     }
 
 
-def _fit_ridge(model, cfg, fd: FoldData, fold: Fold, run_dir: Path, device, resolved) -> dict[str, Any]:
-    """Closed-form baseline: fit on training trials, choose alpha on validation, evaluate once on test."""
-    if len(fd.train_subjects) != 1:
-        raise ValueError("the ridge baseline is fitted per subject (protocol intra)")
+def _fit_closed_form(model, cfg, fd: FoldData, fold: Fold, run_dir: Path, device, resolved) -> dict[str, Any]:
+    """Closed-form baselines (ridge): fit on training trials, choose the penalty on validation, test once."""
     s = fd.train_subjects[0]
     x_train = _TrialRows(s, fd.train_images, cfg.data.train_unit)
     reps = x_train.n_reps
@@ -475,9 +582,11 @@ def _fit_ridge(model, cfg, fd: FoldData, fold: Fold, run_dir: Path, device, reso
     model.fit(x_train, y_train, x_val, y_val, **cfg.model_options.get("fit", {}))
     report = getattr(model, "fit_report_", None)
     save_checkpoint(
-        run_dir / "checkpoints", "best", model, {"epoch": 0, "model": "ridge", "fit_report": report}
+        run_dir / "checkpoints", "best", model, {"epoch": 0, "model": resolved["model"], "fit_report": report}
     )
-    results = _results(model, fd, fold, cfg, device, resolved, 0, float("nan"))
+    val = _validate(model, fd, fold, cfg, device, amp=False)
+    selected_by = "closed form; penalty chosen on held-out training concepts"
+    results = _results(model, fd, fold, cfg, device, resolved, 0, val.get("val_top1"), selected_by)
     write_json(run_dir / "results.json", results)
     return results
 
@@ -517,8 +626,6 @@ def plot_training_curves(metrics_path: Path, out: Path) -> Path | None:
         axes[1].set(xlabel="epoch", ylabel="top-1 %", title=f"validation {k}-way top-1 (model selection)")
         axes[1].legend()
     fig.tight_layout()
-    from eegdecode.io import atomic_path
-
     with atomic_path(out, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
