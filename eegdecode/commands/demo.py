@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from eegdecode.evaluation.kway import KWayResult, format_kway_table
     from eegdecode.evaluation.summary import summarize_runs
     from eegdecode.io import read_json
+    from eegdecode.training.runs import run_dir as run_folder
     from eegdecode.training.trainer import TrainConfig, train_fold
 
     t_start = time.perf_counter()
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         data=DataOptions(val_fraction=0.05, train_unit="average"),
     )  # fmt: skip
     for cfg in (base, deep):
-        run_dir = runs / cfg.model / "intra" / fold.name / f"seed{cfg.seed}"
+        run_dir = run_folder(runs, cfg.model, "intra", fold.name, cfg.seed)
         t0 = time.perf_counter()
         res = train_fold(cfg, paths, fold, run_dir, overwrite=True)
         print(f"{cfg.model}: {time.perf_counter() - t0:.0f} s, run folder {run_dir}")

@@ -12,7 +12,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--runs", default="runs", help="folder of run folders (with --model/--subject)")
     p.add_argument("--model")
-    p.add_argument("--subject", help="1 or sub-01")
+    p.add_argument("--subject", help="1 or sub-01 (the fold: joint for a joint run)")
     p.add_argument("--protocol", default="intra")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
@@ -20,20 +20,19 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_folder(args: argparse.Namespace) -> Path:
-    if args.run:
-        return Path(args.run)
-    if not (args.model and args.subject):
-        raise SystemExit("give a run folder, or --model and --subject")
-    from eegdecode.data.paths import subject_name
-    from eegdecode.models import resolve_encoder_name
+    from eegdecode.errors import ConfigError, MissingFileError
+    from eegdecode.training.runs import run_dir
 
-    return (
-        Path(args.runs)
-        / resolve_encoder_name(args.model)
-        / args.protocol
-        / subject_name(args.subject)
-        / f"seed{args.seed}"
-    )
+    if args.run:
+        path = Path(args.run)
+    elif args.model and args.subject:
+        fold = "joint" if args.protocol == "joint" else args.subject
+        path = run_dir(args.runs, args.model, args.protocol, fold, args.seed)
+    else:
+        raise ConfigError("give a run folder, or --model and --subject (with --runs, --protocol, --seed)")
+    if not (path / "config.json").exists():
+        raise MissingFileError(path / "config.json", "not a run folder (create one with `eegdecode train`)")
+    return path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -101,18 +101,20 @@ def _split(text: str | None) -> list[str] | None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the metrics, print the table, write metrics.json and metrics.csv. Returns the exit status."""
+    from eegdecode.errors import ConfigError
+
     if args.manifest is not None and (args.gt_dir is not None or args.recon_dir is not None):
-        raise SystemExit("eegdecode metrics: give either --manifest or --gt-dir/--recon-dir, not both")
+        raise ConfigError("give either --manifest or --gt-dir/--recon-dir, not both")
     if args.manifest is None and (args.gt_dir is None or args.recon_dir is None):
-        raise SystemExit("eegdecode metrics: give --manifest, or both --gt-dir and --recon-dir")
+        raise ConfigError("give --manifest, or both --gt-dir and --recon-dir")
     if args.manifest is not None:
         evaluation_set = read_generation_manifest(args.manifest, sources=_split(args.sources))
         out_dir = args.out or Path(evaluation_set.origin["manifest"]).parent
     else:
         if args.sources:
-            raise SystemExit("eegdecode metrics: --sources applies to --manifest input only")
+            raise ConfigError("--sources applies to --manifest input only")
         if args.out is None:
-            raise SystemExit("eegdecode metrics: --out is required with --gt-dir/--recon-dir")
+            raise ConfigError("--out is required with --gt-dir/--recon-dir")
         evaluation_set = pair_folders(args.gt_dir, args.recon_dir)
         out_dir = args.out
     check_outputs_free(out_dir, args.overwrite)

@@ -14,7 +14,11 @@ chunks through a temporary file.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +30,7 @@ from eegdecode import __version__
 from eegdecode.data.channels import THINGS_EEG2_CHANNELS
 from eegdecode.data.things_eeg2 import SPLIT_FILES, read_preprocessed_file, split_file
 from eegdecode.errors import DataFormatError, MissingFileError, check_option
-from eegdecode.io import atomic_path, file_stamp, read_json, write_json
+from eegdecode.io import file_stamp, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -85,35 +89,53 @@ def cache_status(source_dir: str | Path, cache_dir: str | Path, dtype: str | Non
 
 def _convert_split(
     path: Path,
-    out: Path,
+    tmp: Path,
     dtype: str,
     chunk: int = 512,
     expected_channels: tuple[str, ...] | None = THINGS_EEG2_CHANNELS,
 ) -> dict[str, Any]:
+    """Read one pickled file and write it, converted, to the temporary file ``tmp``."""
     eeg = read_preprocessed_file(path, expected_channels)
     data = eeg.data
-    with atomic_path(out, suffix=".npy") as tmp:
-        arr = open_memmap(tmp, mode="w+", dtype=dtype, shape=data.shape)
-        for start in range(0, data.shape[0], chunk):
-            block = data[start : start + chunk]
-            if dtype == "float16":
-                peak = float(np.abs(block).max())
-                if peak > _F16_MAX:
-                    raise DataFormatError(
-                        path,
-                        "values exceed the float16 range",
-                        f"|x| <= {_F16_MAX:.0f}",
-                        f"{peak:.4g}; use --dtype float32",
-                    )
-            arr[start : start + chunk] = block
-        arr.flush()
-        del arr
+    arr = open_memmap(tmp, mode="w+", dtype=dtype, shape=data.shape)
+    for start in range(0, data.shape[0], chunk):
+        block = data[start : start + chunk]
+        if dtype == "float16":
+            peak = float(np.abs(block).max())
+            if peak > _F16_MAX:
+                raise DataFormatError(
+                    path,
+                    "values exceed the float16 range",
+                    f"|x| <= {_F16_MAX:.0f}",
+                    f"{peak:.4g}; use --dtype float32",
+                )
+        arr[start : start + chunk] = block
+    arr.flush()
+    del arr
     return {
         "shape": list(data.shape),
         "ch_names": eeg.ch_names,
         "times": eeg.times.tolist(),
         "sfreq": eeg.sfreq,
     }
+
+
+def _check_splits_agree(source_dir: Path, train: dict[str, Any], test: dict[str, Any]) -> None:
+    for key in ("ch_names", "times"):
+        if train[key] != test[key]:
+            raise DataFormatError(
+                split_file(source_dir, "test"),
+                f"{key!r} differs from the training file",
+                train[key][:5],
+                test[key][:5],
+            )
+    if train["shape"][2:] != test["shape"][2:]:
+        raise DataFormatError(
+            split_file(source_dir, "test"),
+            "channel/time shape differs from the training file",
+            train["shape"][2:],
+            test["shape"][2:],
+        )
 
 
 def prepare_subject(
@@ -137,34 +159,59 @@ def prepare_subject(
         return read_json(cache_dir / "meta.json")
     if status in ("stale", "other-dtype"):
         log.info("cache %s is %s: rebuilding", cache_dir, status)
+    with _cache_lock(cache_dir):
+        # Another process may have built it while this one waited for the lock.
+        if cache_status(source_dir, cache_dir, dtype) == "ok" and not force:
+            return read_json(cache_dir / "meta.json")
+        return _build(source_dir, cache_dir, dtype, expected_channels)
+
+
+@contextlib.contextmanager
+def _cache_lock(cache_dir: Path):
+    """An exclusive lock on a subject's cache folder (released by the kernel if the process dies), so that one
+    process builds it while others (e.g. torchrun ranks) wait, and leftovers of a killed build can be removed."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove_leftovers(cache_dir: Path) -> None:
+    """Temporary arrays of a build that was killed (``.train.npy.*``), and arrays without a sidecar."""
+    for split in SPLIT_FILES:
+        for path in cache_dir.glob(f".{split}.npy.*"):
+            log.info("removing %s, left by an interrupted build", path)
+            path.unlink(missing_ok=True)
+        if not (cache_dir / "meta.json").exists():
+            (cache_dir / f"{split}.npy").unlink(missing_ok=True)
+
+
+def _build(source_dir: Path, cache_dir: Path, dtype: str, expected_channels) -> dict[str, Any]:
+    """Convert both splits into temporary files, check them, then rename both into place and write the sidecar
+    last: a failure anywhere leaves no array behind, and a kill leaves only temporaries the next build removes."""
     stamps = _source_stamps(source_dir)
     meta_path = cache_dir / "meta.json"
-    if meta_path.exists():
-        meta_path.unlink()  # invalidate first: arrays and sidecar must never disagree
-    parts = {}
-    for split in SPLIT_FILES:
-        parts[split] = _convert_split(
-            split_file(source_dir, split),
-            cache_dir / f"{split}.npy",
-            dtype,
-            expected_channels=expected_channels,
-        )
-    train, test = parts["train"], parts["test"]
-    for key in ("ch_names", "times"):
-        if train[key] != test[key]:
-            raise DataFormatError(
-                split_file(source_dir, "test"),
-                f"{key!r} differs from the training file",
-                train[key][:5],
-                test[key][:5],
+    meta_path.unlink(missing_ok=True)  # invalidate first: arrays and sidecar must never disagree
+    _remove_leftovers(cache_dir)
+    parts, tmps = {}, {}
+    try:
+        for split in SPLIT_FILES:
+            fd, name = tempfile.mkstemp(prefix=f".{split}.npy.", suffix=".npy", dir=cache_dir)
+            os.close(fd)
+            tmps[split] = Path(name)
+            parts[split] = _convert_split(
+                split_file(source_dir, split), tmps[split], dtype, expected_channels=expected_channels
             )
-    if train["shape"][2:] != test["shape"][2:]:
-        raise DataFormatError(
-            split_file(source_dir, "test"),
-            "channel/time shape differs from the training file",
-            train["shape"][2:],
-            test["shape"][2:],
-        )
+        _check_splits_agree(source_dir, parts["train"], parts["test"])
+        for split in SPLIT_FILES:
+            os.replace(tmps[split], cache_dir / f"{split}.npy")
+    finally:
+        for tmp in tmps.values():
+            tmp.unlink(missing_ok=True)
+    train, test = parts["train"], parts["test"]
     meta = {
         "format": FORMAT,
         "subject": source_dir.name,

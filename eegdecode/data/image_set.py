@@ -444,3 +444,26 @@ def write_image_metadata(path: str | Path, metadata: Mapping[str, Sequence[str]]
     with atomic_path(path, suffix=".npy") as tmp:
         np.save(tmp, np.asarray(clean, dtype=object), allow_pickle=True)
     return path
+
+
+def open_image_set(root: Path) -> ImageSet | None:
+    """The data root's image set, or ``None`` (with a log line) when it has none."""
+    folder = Path(root) / "image_set"
+    if not folder.is_dir():
+        log.warning("%s: no image set; EEG and features are checked against each other only", folder)
+        return None
+    return ImageSet(folder)
+
+
+def check_eeg_against_image_set(images: ImageSet, cache_dir: Path, shapes: dict[str, Sequence[int]]) -> None:
+    """EEG rows of each split (``shapes[split][0]``) equal the images of that split in the image set."""
+    for split, shape in shapes.items():
+        found = images.split(split).n_images
+        if int(shape[0]) != found:
+            raise DataFormatError(
+                Path(cache_dir) / f"{split}.npy",
+                f"EEG {split} images disagree with the image set {images.root} ({found} images in "
+                f"{images.split(split).n_concepts} concept folders)",
+                found,
+                int(shape[0]),
+            )

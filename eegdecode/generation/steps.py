@@ -30,8 +30,9 @@ from eegdecode.data.image_set import ImageSet
 from eegdecode.data.paths import DatasetPaths
 from eegdecode.devices import resolve_device
 from eegdecode.embeddings.store import load_features
-from eegdecode.errors import DataFormatError, MissingFileError, OutputExistsError
+from eegdecode.errors import ConfigError, DataFormatError, MissingFileError, OutputExistsError
 from eegdecode.io import read_json, save_npy, sha256_file, write_json
+from eegdecode.training.checkpoint import checkpoint_files
 from eegdecode.training.trainer import embed, load_run
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def extract_embeddings(run_dir: str | Path, checkpoint: str = "best", device: st
     dev = resolve_device(device)
     resolved, cfg, fold, model, info = load_run(run_dir, checkpoint, dev)
     if len(fold.test_subjects) != 1:
-        raise ValueError(f"extract works on single-subject runs; {run_dir} tests {fold.test_subjects}")
+        raise ConfigError(f"extract works on single-subject runs; {run_dir} tests {fold.test_subjects}")
     subject = fold.test_subjects[0]
     paths = DatasetPaths(Path(resolved["data_root"]), resolved["release"])
     sd = SubjectData.open(paths, subject, cfg.data)
@@ -63,7 +64,7 @@ def extract_embeddings(run_dir: str | Path, checkpoint: str = "best", device: st
     save_npy(out / "eeg_train.npy", np.concatenate(chunks).astype(np.float32))
     save_npy(out / "train_index.npy", np.concatenate(index).astype(np.int64))
     save_npy(out / "eeg_test.npy", test.astype(np.float32))
-    weights = run_dir / "checkpoints" / f"{checkpoint}.safetensors"
+    weights = checkpoint_files(run_dir / "checkpoints", checkpoint)["weights"]
     write_json(out / "embeddings.json", {
         "format": "eegdecode-embeddings/1", "run": str(run_dir), "checkpoint": checkpoint,
         "checkpoint_sha256": sha256_file(weights), "checkpoint_epoch": info.get("epoch"), "model": resolved["model"],

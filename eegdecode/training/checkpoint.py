@@ -130,6 +130,15 @@ def save_checkpoint(
     return weights
 
 
+def tidy_checkpoint(folder: str | Path, name: str) -> None:
+    """Remove the files of checkpoint ``name`` that its JSON does not name (left by a save killed after its JSON
+    was written, before the old version was removed)."""
+    folder = Path(folder)
+    if (folder / f"{name}.json").exists():
+        files = checkpoint_files(folder, name)
+        _remove_unreferenced(folder, name, {files["weights"].name, files.get("state", Path()).name})
+
+
 def checkpoint_files(folder: str | Path, name: str) -> dict[str, Path]:
     """The files of checkpoint ``name`` as its JSON names them: ``{"json", "weights"[, "state"]}``."""
     folder = Path(folder)

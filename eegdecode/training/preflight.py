@@ -2,8 +2,8 @@
 
 Every check raises an error that names the file or option, the expected and the found value:
 
-- :func:`check_eeg_against_image_set`: each split's EEG rows (images) against the image set's folders, when the
-  data root has an image set (also called by ``eegdecode prepare``);
+- :func:`eegdecode.data.image_set.check_eeg_against_image_set`: each split's EEG rows (images) against the image
+  set's folders, when the data root has an image set (``eegdecode prepare`` runs it too);
 - :func:`check_features_against_image_set`: the feature store's recorded image-list digest of each split against
   the image set it is used with (a store computed for another image list has the right counts and the wrong rows);
 - :func:`check_features_against_eeg`: feature rows against the EEG's training and test images, test concepts,
@@ -22,31 +22,6 @@ from eegdecode.embeddings.store import image_list_digest
 from eegdecode.errors import ConfigError, DataFormatError
 
 log = logging.getLogger(__name__)
-
-_SPLIT_ARRAY = {"train": "train.npy", "test": "test.npy"}
-
-
-def open_image_set(root: Path) -> ImageSet | None:
-    """The data root's image set, or ``None`` (with a log line) when it has none."""
-    folder = Path(root) / "image_set"
-    if not folder.is_dir():
-        log.warning("%s: no image set; EEG and features are checked against each other only", folder)
-        return None
-    return ImageSet(folder)
-
-
-def check_eeg_against_image_set(images: ImageSet, cache_dir: Path, shapes: dict[str, Sequence[int]]) -> None:
-    """EEG rows of each split (``shapes[split][0]``) equal the images of that split in the image set."""
-    for split, shape in shapes.items():
-        found = images.split(split).n_images
-        if int(shape[0]) != found:
-            raise DataFormatError(
-                Path(cache_dir) / _SPLIT_ARRAY[split],
-                f"EEG {split} images disagree with the image set {images.root} ({found} images in "
-                f"{images.split(split).n_concepts} concept folders)",
-                found,
-                int(shape[0]),
-            )
 
 
 def _recorded_digest(meta: dict[str, Any], split: str) -> str | None:

@@ -40,6 +40,7 @@ from eegdecode.data.datasets import (
     make_loader,
     split_concepts,
 )
+from eegdecode.data.image_set import check_eeg_against_image_set, open_image_set
 from eegdecode.data.paths import DatasetPaths
 from eegdecode.devices import resolve_device
 from eegdecode.embeddings.store import load_features
@@ -49,7 +50,7 @@ from eegdecode.evaluation.kway import kway_accuracy, standard_ks
 from eegdecode.io import atomic_path, json_line, read_json, write_json
 from eegdecode.models import build_encoder, resolve_encoder_name
 from eegdecode.training import preflight
-from eegdecode.training.checkpoint import load_checkpoint, save_checkpoint
+from eegdecode.training.checkpoint import load_checkpoint, save_checkpoint, tidy_checkpoint
 from eegdecode.training.losses import build_loss
 from eegdecode.training.runs import check_run_dir, prepare_run_dir, resume_changes
 
@@ -231,10 +232,10 @@ def load_fold_data(paths: DatasetPaths, fold: Fold, cfg: TrainConfig) -> FoldDat
     test_feats = load_features(feats_dir, "test")
     train_subjects = [SubjectData.open(paths, s, cfg.data) for s in fold.train_subjects]
     test_subjects = [SubjectData.open(paths, s, cfg.data) for s in fold.test_subjects]
-    images = preflight.open_image_set(paths.root)
+    images = open_image_set(paths.root)
     if images is not None:
         for s in {sd.name: sd for sd in train_subjects + test_subjects}.values():
-            preflight.check_eeg_against_image_set(
+            check_eeg_against_image_set(
                 images, s.cache.path, {"train": s.cache.train.shape, "test": s.cache.test.shape}
             )
         preflight.check_features_against_image_set(images, feats_dir, train_feats.meta)
@@ -446,6 +447,8 @@ def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Pa
             _keep_epochs(path, start_epoch - 1)
         if (ckpt / "best.json").exists() and read_json(ckpt / "best.json").get("epoch", -1) >= start_epoch:
             (ckpt / "best.json").unlink()
+        for name in ("best", "last"):
+            tidy_checkpoint(ckpt, name)
     wandb_run = _init_wandb(cfg, resolved, run_dir) if (cfg.wandb and rank == 0) else None
 
     for epoch in range(start_epoch, cfg.epochs):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from eegdecode.commands import metrics as metrics_command
-from eegdecode.errors import OutputExistsError
+from eegdecode.errors import ConfigError, OutputExistsError
 from eegdecode.metrics import read_generation_manifest
 from eegdecode.metrics.plots import plot_reconstructions
 
@@ -77,9 +77,9 @@ def test_generation_alias_runs_the_same_command(generation_folder, tmp_path, cap
 
 
 def test_folder_mode_needs_out_and_pairs_counts(tmp_path):
-    with pytest.raises(SystemExit, match="--out is required"):
+    with pytest.raises(ConfigError, match="--out is required"):
         _run(["--gt-dir", str(tmp_path), "--recon-dir", str(tmp_path)])
-    with pytest.raises(SystemExit, match="either --manifest or"):
+    with pytest.raises(ConfigError, match="either --manifest or"):
         _run(["--manifest", str(tmp_path), "--gt-dir", str(tmp_path)])
 
 
