@@ -209,3 +209,17 @@ def test_a_traceback_never_reaches_the_user(tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().count("\n") == 0, out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_gives_the_ceiling_only_for_the_repetitions_it_was_computed_for(world, capsys):
+    capsys.readouterr()
+    assert main(["evaluate", str(world["run"]), "--test-reps", "10", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "ceiling not shown" in out
+        and "for 20 averaged repetitions" in out
+        and "ceiling" not in out.split("ceiling not shown")[0].lower()
+    )
+    assert main(["evaluate", str(world["run"]), "--test-reps", "1", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "ceiling not shown" not in out and "ceiling" in out.lower()

@@ -171,7 +171,7 @@ def _cache_lock(cache_dir: Path):
     """An exclusive lock on a subject's cache folder (released by the kernel if the process dies), so that one
     process builds it while others (e.g. torchrun ranks) wait, and leftovers of a killed build can be removed."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with open(cache_dir / ".lock", "w") as handle:
+    with open(cache_dir / "prepare.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

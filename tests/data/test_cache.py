@@ -59,3 +59,31 @@ def test_cache_with_wrong_dtype_or_shape_is_refused(subject_copy, tmp_path):
     np.save(cache_dir / "test.npy", np.zeros((2, 2, 63, 250), dtype=np.float16))
     with pytest.raises(DataFormatError, match=r"test.npy: array shape disagrees"):
         open_cache(cache_dir)
+
+
+def test_a_test_file_that_fails_validation_leaves_no_array(subject_copy, tmp_path):
+    """Both splits convert into temporaries first: a bad test file leaves neither train.npy nor test.npy."""
+    from eegdecode.data.things_eeg2 import write_preprocessed_file
+
+    test_path = subject_copy / "preprocessed_eeg_test.npy"
+    good = read_preprocessed_file(test_path)
+    data = good.data.copy()
+    data[0, 0, 0, 0] = np.nan
+    write_preprocessed_file(test_path, data, good.ch_names, good.times)
+    cache_dir = tmp_path / "cache"
+    with pytest.raises(DataFormatError, match="NaN"):
+        prepare_subject(subject_copy, cache_dir)
+    assert sorted(p.name for p in cache_dir.iterdir()) == ["prepare.lock"]
+
+
+def test_leftovers_of_a_killed_build_are_removed(subject_copy, tmp_path):
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    leftover = cache_dir / ".train.npy.abc123.npy"  # what a kill inside the conversion leaves
+    leftover.write_bytes(b"\0" * 1024)
+    orphan = cache_dir / "test.npy"  # an array without its sidecar
+    orphan.write_bytes(b"\0" * 16)
+    prepare_subject(subject_copy, cache_dir)
+    assert not leftover.exists()
+    assert sorted(p.name for p in cache_dir.iterdir()) == ["meta.json", "prepare.lock", "test.npy", "train.npy"]
+    open_cache(cache_dir)  # the rebuilt arrays agree with their sidecar
