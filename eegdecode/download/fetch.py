@@ -1,0 +1,207 @@
+"""Fetch a plan of files into a data root: skip what is complete, check the disk, resume, verify, unpack, record.
+
+A file is *complete* when the manifest records it with the size and checksum the source lists now and the file on
+disk still has the recorded size and modification time (``verify=True`` re-hashes it instead). A file already
+under its final name without a manifest entry (copied by hand) is accepted when its size and the published
+checksum agree, and fetched again otherwise. An archive is complete when its folder exists and the manifest says
+it was unpacked there from the same remote file; a folder that exists without that record is never overwritten.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from eegdecode.download.assets import Item
+from eegdecode.download.http import DownloadError, download_file, file_digests, part_size
+from eegdecode.download.manifest import Manifest
+
+log = logging.getLogger("eegdecode.download")
+
+IGNORED_MEMBERS = ("__MACOSX/", ".DS_Store")
+
+
+@dataclass(frozen=True)
+class Status:
+    item: Item
+    state: str  # "complete" | "partial" | "missing" | "stale" (present but not matching: fetched again)
+    have: int  # bytes already on disk (in the .part for "partial")
+
+    @property
+    def to_fetch(self) -> int | None:
+        if self.state == "complete":
+            return 0
+        return None if self.item.size is None else self.item.size - self.have
+
+
+def _same_remote(entry: dict | None, item: Item) -> bool:
+    if entry is None or entry.get("url") != item.url or entry.get("size") != item.size:
+        return False
+    published = None if item.checksum is None else [item.checksum.kind, item.checksum.value]
+    return entry.get("source_checksum") == published
+
+
+def status_of(root: Path, manifest: Manifest, item: Item, verify: bool = False) -> Status:
+    entry = manifest.get(item.key)
+    if item.extract_to is not None:
+        folder = root / item.extract_to
+        if folder.is_dir() and _same_remote(entry, item) and entry.get("extracted_to") == item.extract_to:
+            return Status(item, "complete", item.size or 0)
+        if folder.exists():
+            return Status(item, "stale", 0)
+    dest = root / item.key
+    if dest.is_file():
+        st = dest.stat()
+        if _same_remote(entry, item) and not verify and entry.get("mtime_ns") == st.st_mtime_ns:
+            if entry.get("size") == st.st_size:
+                return Status(item, "complete", st.st_size)
+        return Status(item, "present", st.st_size)  # decided by a checksum in fetch_items
+    have = part_size(dest)
+    return Status(item, "partial" if have else "missing", have)
+
+
+def _check_disk(root: Path, need: int) -> None:
+    probe = root
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if need > free:
+        raise DownloadError(
+            f"{root}: not enough free disk space: need {_gb(need)} (downloads + unpacked archives), found {_gb(free)}"
+        )
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e7 else f"{n} bytes"
+
+
+def plan_size(statuses: list[Status]) -> int:
+    """Bytes the run will write: the rest of each download, plus room for each archive to unpack."""
+    need = 0
+    for s in statuses:
+        if s.state == "complete":
+            continue
+        need += s.to_fetch or 0
+        if s.item.extract_to is not None:
+            need += s.item.size or 0  # unpacked at least as large as the archive; checked exactly before unpacking
+    return need
+
+
+def fetch_items(
+    root: str | Path,
+    items: list[Item],
+    verify: bool = False,
+    keep_archives: bool = False,
+    progress: bool = True,
+    retries: int = 3,
+    backoff: float = 1.0,
+) -> dict[str, int]:
+    """Fetch every incomplete item; return counts ``{"fetched", "skipped", "extracted"}``."""
+    root = Path(root)
+    manifest = Manifest(root)
+    statuses = [status_of(root, manifest, it, verify) for it in items]
+    for s in statuses:
+        if s.state == "stale" and s.item.extract_to is not None:
+            raise DownloadError(
+                f"{root / s.item.extract_to}: exists but is not the unpacked {s.item.url} of a completed download; "
+                "move it away (or remove it) to fetch it"
+            )
+    _check_disk(root, plan_size(statuses))
+    counts = {"fetched": 0, "skipped": 0, "extracted": 0}
+    for s in statuses:
+        item = s.item
+        if s.state == "complete":
+            log.info("%s: complete, not fetched again", item.extract_to or item.key)
+            counts["skipped"] += 1
+            continue
+        dest = root / item.key
+        if s.state == "present":
+            digests = file_digests(dest, (item.checksum.kind,) if item.checksum else ())
+            ok = (item.size is None or dest.stat().st_size == item.size) and (
+                item.checksum is None or digests[item.checksum.kind] == item.checksum.value
+            )
+            if ok:
+                _record(manifest, item, dest, digests)
+                counts["skipped"] += 1
+                if item.extract_to is None:
+                    continue
+            else:
+                what = f"{item.checksum.kind} or size" if item.checksum else "size"
+                log.warning("%s: %s differs from the source's; fetching it again", dest, what)
+                dest.unlink()
+        if not dest.is_file():
+            digests = download_file(
+                item.url, dest, item.size, item.checksum, retries=retries, backoff=backoff, progress=progress,
+                desc=item.key,
+            )  # fmt: skip
+            _record(manifest, item, dest, digests)
+            counts["fetched"] += 1
+        if item.extract_to is not None:
+            n = extract_archive(dest, root / item.extract_to)
+            entry = dict(manifest.get(item.key) or {})
+            entry.update(extracted_to=item.extract_to, n_extracted=n, archive_kept=keep_archives)
+            manifest.record(item.key, **entry)
+            counts["extracted"] += 1
+            if not keep_archives:
+                dest.unlink()
+    return counts
+
+
+def _record(manifest: Manifest, item: Item, dest: Path, digests: dict[str, str]) -> None:
+    st = dest.stat()
+    manifest.record(
+        item.key, asset=item.asset, url=item.url, size=st.st_size, sha256=digests["sha256"],
+        source_checksum=None if item.checksum is None else [item.checksum.kind, item.checksum.value],
+        mtime_ns=st.st_mtime_ns, extracted_to=None,
+    )  # fmt: skip
+
+
+def extract_archive(archive: str | Path, dest: str | Path) -> int:
+    """Unpack a zip into the folder ``dest`` atomically (a temporary folder renamed); return the file count.
+
+    A single top folder named like ``dest`` (``training_images/...`` for ``image_set/training_images``) is
+    stripped. Members with absolute paths or ``..`` are refused; the zip's CRCs are checked while reading.
+    """
+    archive, dest = Path(archive), Path(dest)
+    if dest.exists():
+        raise DownloadError(f"{dest}: already exists; not unpacking {archive.name} over it")
+    try:
+        zf = zipfile.ZipFile(archive)
+    except zipfile.BadZipFile as err:
+        raise DownloadError(f"{archive}: not a zip archive ({err})") from None
+    with zf:
+        members = [m for m in zf.infolist() if not any(x in m.filename for x in IGNORED_MEMBERS)]
+        names = [m.filename for m in members]
+        for name in names:
+            parts = Path(name).parts
+            if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+                raise DownloadError(f"{archive}: unsafe member path {name!r}")
+        prefix = f"{dest.name}/"
+        strip = bool(names) and all(n.startswith(prefix) or n == prefix for n in names)
+        total = sum(m.file_size for m in members)
+        _check_disk(dest.parent, total)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.unpack-", dir=dest.parent))
+        try:
+            count = 0
+            for m in members:
+                rel = m.filename[len(prefix) :] if strip else m.filename
+                if not rel or m.is_dir():
+                    continue
+                target = tmp / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(m) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+                count += 1
+            os.replace(tmp, dest)
+        except zipfile.BadZipFile as err:
+            raise DownloadError(f"{archive}: damaged archive ({err}); remove it and rerun") from None
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+    return count
