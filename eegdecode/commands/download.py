@@ -16,11 +16,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="what to fetch: " + "; ".join(f"{a.name}: {a.description}" for a in ASSETS.values()),
     )  # fmt: skip
     p.add_argument(
-        "--subject", nargs="+", help="subjects (1 2 or sub-01); default: all of the release (EEG 1-10, MEG 1-4)"
+        "--subject",
+        nargs="+",
+        help="subjects (1 2 or sub-01); default: all of the release (EEG 1-10, MEG 1-4)",
     )
-    p.add_argument("--dry-run", action="store_true", help="list what would be fetched and the sizes; fetch nothing")
-    p.add_argument("--verify", action="store_true", help="re-hash files already on disk instead of trusting the manifest")
-    p.add_argument("--keep-archives", action="store_true", help="keep .zip files under downloads/ after unpacking")
+    p.add_argument(
+        "--dry-run", action="store_true", help="list what would be fetched and the sizes; fetch nothing"
+    )
+    p.add_argument(
+        "--verify", action="store_true", help="re-hash files already on disk instead of trusting the manifest"
+    )
+    p.add_argument(
+        "--keep-archives", action="store_true", help="keep .zip files under downloads/ after unpacking"
+    )
     p.add_argument("--retries", type=int, default=3, help="tries per file after a connection error (resumed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     for name, env in ENV_ENDPOINTS.items():

@@ -10,4 +10,13 @@ from eegdecode.download.assets import ASSETS, Endpoints, Item, plan
 from eegdecode.download.fetch import fetch_items, status_of
 from eegdecode.download.http import DownloadError, DownloadOptionError
 
-__all__ = ["ASSETS", "DownloadError", "DownloadOptionError", "Endpoints", "Item", "fetch_items", "plan", "status_of"]
+__all__ = [
+    "ASSETS",
+    "DownloadError",
+    "DownloadOptionError",
+    "Endpoints",
+    "Item",
+    "fetch_items",
+    "plan",
+    "status_of",
+]

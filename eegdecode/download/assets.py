@@ -61,7 +61,9 @@ class Endpoints:
             value = flags.get(name) or os.environ.get(env)
             if value:
                 if not re.match(r"^https?://", value):
-                    raise DownloadOptionError(f"Invalid endpoint for {name}: {value!r}; expected an http(s):// URL")
+                    raise DownloadOptionError(
+                        f"Invalid endpoint for {name}: {value!r}; expected an http(s):// URL"
+                    )
                 values[name] = value.rstrip("/")
         return cls(**values)
 
@@ -129,7 +131,14 @@ def _select_osf_subject_zips(folder: str) -> Callable:
                 raise _missing(asset, name, list(files))
             f = files[name]
             items.append(
-                Item(asset.name, f"downloads/{asset.name}/{name}", f.url, f.size, f.checksum, f"{folder}/{_sub(n)}")
+                Item(
+                    asset.name,
+                    f"downloads/{asset.name}/{name}",
+                    f.url,
+                    f.size,
+                    f.checksum,
+                    f"{folder}/{_sub(n)}",
+                )
             )
         return items
 
@@ -149,7 +158,14 @@ def _select_250hz(asset: Asset, ep: Endpoints, subjects) -> list[Item]:
         elif zipped:
             f = zipped[0]
             items.append(
-                Item(asset.name, f"downloads/{asset.name}/{sub}.zip", f.url, f.size, f.checksum, f"{folder}/{sub}")
+                Item(
+                    asset.name,
+                    f"downloads/{asset.name}/{sub}.zip",
+                    f.url,
+                    f.size,
+                    f.checksum,
+                    f"{folder}/{sub}",
+                )
             )
         else:
             raise _missing(asset, f"{folder}/{sub}/ (or {sub}.zip)", [f.path for f in files])
@@ -160,7 +176,7 @@ _EPOCHS = re.compile(r"^preprocessed_P(\d+)-epo(-\d+)?\.fif$")
 _MEG_CSV = ("image_concept_index.csv", "image_paths.csv")
 
 
-def _s3_item(asset: Asset, f: RemoteFile, dataset: str) -> Item:
+def _s3_item(asset: Asset, f: RemoteFile) -> Item:
     return Item(asset.name, f.path, f.url, f.size, f.checksum)
 
 
@@ -169,25 +185,27 @@ def _select_meg(asset: Asset, ep: Endpoints, subjects) -> list[Item]:
     top = [f for f in list_s3(ep.openneuro, f"{ds}/", delimiter="/") if f.path.count("/") == 1]
     deriv = list_s3(ep.openneuro, f"{ds}/derivatives/preprocessed/")
     src = [f for f in list_s3(ep.openneuro, f"{ds}/sourcedata/") if f.path.rsplit("/", 1)[-1] in _MEG_CSV]
-    items = [_s3_item(asset, f, ds) for f in top + src]
+    items = [_s3_item(asset, f) for f in top + src]
     for n in subjects:
         mine = [f for f in deriv if (m := _EPOCHS.match(f.path.rsplit("/", 1)[-1])) and int(m.group(1)) == n]
         if not mine:
-            raise _missing(asset, f"derivatives/preprocessed/preprocessed_P{n}-epo.fif", [f.path for f in deriv])
-        items += [_s3_item(asset, f, ds) for f in mine]
+            raise _missing(
+                asset, f"derivatives/preprocessed/preprocessed_P{n}-epo.fif", [f.path for f in deriv]
+            )
+        items += [_s3_item(asset, f) for f in mine]
     return items
 
 
 def _select_meg_raw(asset: Asset, ep: Endpoints, subjects) -> list[Item]:
     ds = asset.location
     top = [f for f in list_s3(ep.openneuro, f"{ds}/", delimiter="/") if f.path.count("/") == 1]
-    items = [_s3_item(asset, f, ds) for f in top]
+    items = [_s3_item(asset, f) for f in top]
     for n in subjects:
         prefix = f"{ds}/sub-BIGMEG{n}/"
         mine = list_s3(ep.openneuro, prefix)
         if not mine:
             raise _missing(asset, prefix, [f.path for f in top])
-        items += [_s3_item(asset, f, ds) for f in mine]
+        items += [_s3_item(asset, f) for f in mine]
     return items
 
 
@@ -214,7 +232,9 @@ def plan(what: list[str], subjects: list[int] | None, endpoints: Endpoints) -> l
     items: list[Item] = []
     for name in what:
         if name not in ASSETS:
-            raise DownloadOptionError(f"Invalid value for --what: {name!r}; allowed values are {list(ASSETS)}")
+            raise DownloadOptionError(
+                f"Invalid value for --what: {name!r}; allowed values are {list(ASSETS)}"
+            )
         asset = ASSETS[name]
         subs = tuple(subjects) if subjects and asset.subjects else asset.subjects
         bad = [s for s in subs if asset.subjects and s not in asset.subjects]

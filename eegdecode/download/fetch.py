@@ -29,7 +29,9 @@ IGNORED_MEMBERS = ("__MACOSX/", ".DS_Store")
 @dataclass(frozen=True)
 class Status:
     item: Item
-    state: str  # "complete" | "partial" | "missing" | "stale" (present but not matching: fetched again)
+    # "complete"; "partial" (a .part to resume); "missing"; "present" (under its final name without a matching
+    # record: checked by checksum, fetched again if wrong); "stale" (an archive's folder that is not ours)
+    state: str
     have: int  # bytes already on disk (in the .part for "partial")
 
     @property
@@ -88,7 +90,9 @@ def plan_size(statuses: list[Status]) -> int:
             continue
         need += s.to_fetch or 0
         if s.item.extract_to is not None:
-            need += s.item.size or 0  # unpacked at least as large as the archive; checked exactly before unpacking
+            need += (
+                s.item.size or 0
+            )  # unpacked at least as large as the archive; checked exactly before unpacking
     return need
 
 

@@ -15,7 +15,6 @@ import http.client
 import json
 import logging
 import os
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -50,7 +49,9 @@ class Checksum:
 
     def __post_init__(self):
         if self.kind not in CHECKSUM_KINDS:
-            raise ValueError(f"Invalid checksum kind {self.kind!r}; allowed values are {list(CHECKSUM_KINDS)}")
+            raise ValueError(
+                f"Invalid checksum kind {self.kind!r}; allowed values are {list(CHECKSUM_KINDS)}"
+            )
         object.__setattr__(self, "value", self.value.lower())
 
 
@@ -141,7 +142,11 @@ def download_file(
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part, sidecar = _part_paths(dest)
-    identity = {"url": url, "size": size, "checksum": None if checksum is None else [checksum.kind, checksum.value]}
+    identity = {
+        "url": url,
+        "size": size,
+        "checksum": None if checksum is None else [checksum.kind, checksum.value],
+    }
     if part.exists() and (not sidecar.is_file() or _read_sidecar(sidecar) != identity):
         log.info("%s: discarding a partial file of another remote version", part)
         part.unlink()
@@ -180,8 +185,9 @@ def download_file(
                             desc=desc or dest.name, disable=None if progress else True, leave=False,
                         ) as bar,
                     ):  # fmt: skip
-                        while block := resp.read(CHUNK):
+                        while block := resp.read1(CHUNK):
                             out.write(block)
+                            out.flush()  # what a kill leaves in the .part is what the next run resumes from
                             bar.update(len(block))
                     got = part.stat().st_size
                     if length is not None and got != have + int(length):
@@ -193,7 +199,7 @@ def download_file(
                     break
                 if err.code not in RETRY_STATUS or attempt >= retries:
                     raise DownloadError(f"{url}: HTTP {err.code} {err.reason}") from None
-            except (urllib.error.URLError, OSError, http.client.HTTPException, socket.timeout) as err:
+            except (TimeoutError, urllib.error.URLError, OSError, http.client.HTTPException) as err:
                 if isinstance(err, DownloadError):
                     raise
                 if attempt >= retries:

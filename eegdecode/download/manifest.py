@@ -39,7 +39,9 @@ class Manifest:
             except ValueError as err:
                 raise DataFormatError(self.path, "not valid JSON", "a download manifest", str(err)) from None
             if not isinstance(data, dict) or data.get("format") != FORMAT:
-                raise DataFormatError(self.path, "not a download manifest", f"format {FORMAT!r}", data.get("format"))
+                raise DataFormatError(
+                    self.path, "not a download manifest", f"format {FORMAT!r}", data.get("format")
+                )
             if data.get("version") != VERSION:
                 raise DataFormatError(self.path, "manifest version", VERSION, data.get("version"))
             self.files = dict(data.get("files", {}))
@@ -55,4 +57,6 @@ class Manifest:
         return entry
 
     def save(self) -> None:
-        write_json(self.path, {"format": FORMAT, "version": VERSION, "files": dict(sorted(self.files.items()))})
+        write_json(
+            self.path, {"format": FORMAT, "version": VERSION, "files": dict(sorted(self.files.items()))}
+        )

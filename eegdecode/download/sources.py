@@ -83,7 +83,9 @@ def list_osf(api: str, node: str, max_pages: int = 1000) -> list[RemoteFile]:
                     path = (attrs.get("materialized_path") or attrs["name"]).lstrip("/")
                     out.append(RemoteFile(path, item["links"]["download"], attrs.get("size"), checksum))
                 except (KeyError, TypeError):
-                    raise DownloadError(f"{url}: an entry lacks attributes/kind/name or links/download") from None
+                    raise DownloadError(
+                        f"{url}: an entry lacks attributes/kind/name or links/download"
+                    ) from None
             url = (doc.get("links") or {}).get("next")
     return out
 
@@ -99,7 +101,9 @@ def list_hf(endpoint: str, repo_id: str, path: str = "", repo_type: str = "datas
     api = HfApi(endpoint=endpoint)
     try:
         entries = list(
-            api.list_repo_tree(repo_id, path_in_repo=path or None, recursive=True, repo_type=repo_type, revision=revision)
+            api.list_repo_tree(
+                repo_id, path_in_repo=path or None, recursive=True, repo_type=repo_type, revision=revision
+            )
         )
     except (HfHubHTTPError, OfflineModeIsEnabled) as err:
         raise DownloadError(f"{endpoint} {repo_type} {repo_id}: {str(err).splitlines()[0]}") from None
@@ -107,7 +111,9 @@ def list_hf(endpoint: str, repo_id: str, path: str = "", repo_type: str = "datas
         raise DownloadError(f"{endpoint}: cannot reach the server ({err})") from None
     except Exception as err:
         if type(err).__module__.startswith(("httpx", "httpcore")):
-            raise DownloadError(f"{endpoint}: cannot reach the server ({type(err).__name__}: {err})") from None
+            raise DownloadError(
+                f"{endpoint}: cannot reach the server ({type(err).__name__}: {err})"
+            ) from None
         raise
     out = []
     for e in entries:
@@ -123,7 +129,9 @@ def list_hf(endpoint: str, repo_id: str, path: str = "", repo_type: str = "datas
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 
 
-def list_s3(endpoint: str, prefix: str, delimiter: str | None = None, max_pages: int = 1000) -> list[RemoteFile]:
+def list_s3(
+    endpoint: str, prefix: str, delimiter: str | None = None, max_pages: int = 1000
+) -> list[RemoteFile]:
     """Objects under ``prefix`` of a public S3 bucket (ListObjectsV2, path-style ``endpoint`` = bucket URL)."""
     base = endpoint.rstrip("/")
     out: list[RemoteFile] = []

@@ -13,7 +13,9 @@ from fake_hosts import FakeHosts
 from eegdecode.data.simulate import Preset, simulate_dataset
 
 HF_REPO = "LidongYang/EEG_Image_decode"
-PRESET = Preset(12, 2, 2, 6, 2, 16)  # smaller than "tiny": the test moves every byte through HTTP several times
+PRESET = Preset(
+    12, 2, 2, 6, 2, 16
+)  # smaller than "tiny": the test moves every byte through HTTP several times
 
 
 def _zip(folder: Path, top: str | None) -> bytes:
@@ -32,9 +34,10 @@ def _zip(folder: Path, top: str | None) -> bytes:
 
 @pytest.fixture(scope="session")
 def published(tmp_path_factory):
-    """What each host publishes, built from a simulated data set (2 subjects, float32)."""
+    """What each host publishes, built from a simulated data set (one subject, float32; sub-02 repeats its bytes)."""
     src = tmp_path_factory.mktemp("published_src")
-    simulate_dataset(src, PRESET, n_subjects=2, seed=0, dtype="float32", progress=False)
+    simulate_dataset(src, PRESET, n_subjects=1, seed=0, dtype="float32", progress=False)
+    sub01 = src / "Preprocessed_data_250Hz" / "sub-01"
     rng = np.random.default_rng(0)
     images = src / "image_set"
     osf = {
@@ -46,10 +49,7 @@ def published(tmp_path_factory):
             ("README.txt", "rd000", b"THINGS-EEG2 image set\n"),
         ],
         # Gifford's preprocessed release (anp5v) and the raw data (crxs4): one zip per subject.
-        "anp5v": [
-            (f"sub-0{n}.zip", f"pp00{n}", _zip(src / "Preprocessed_data_250Hz" / f"sub-0{n}", f"sub-0{n}"))
-            for n in (1, 2)
-        ],
+        "anp5v": [(f"sub-0{n}.zip", f"pp00{n}", _zip(sub01, f"sub-0{n}")) for n in (1, 2)],
         "crxs4": [
             ("sub-01.zip", "rw001", _zip_bytes({"sub-01/ses-01/raw_eeg_training.npy": rng.bytes(3000)})),
         ],
@@ -59,7 +59,7 @@ def published(tmp_path_factory):
             **{
                 f"Preprocessed_data_250Hz/sub-0{n}/{f.name}": f.read_bytes()
                 for n in (1, 2)
-                for f in sorted((src / "Preprocessed_data_250Hz" / f"sub-0{n}").iterdir())
+                for f in sorted(sub01.iterdir())
             },
             "README.md": b"# EEG_Image_decode\n",
             "ViT-H-14_features_test.pt": rng.bytes(500),

@@ -35,6 +35,7 @@ class FakeHosts:
         self.cut_once: dict[str, int] = {}
         self.hold: dict[str, int] = {}
         self.corrupt: dict[str, int] = {}
+        self.ignore_range: set[str] = set()
         self.release = threading.Event()
         hosts = self
 
@@ -53,7 +54,9 @@ class FakeHosts:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._timer = threading.Timer(deadline, self.stop)
         self._timer.daemon = True
 
@@ -79,7 +82,11 @@ class FakeHosts:
 
     def file_gets(self) -> list[tuple[str, str, str | None]]:
         """Requests for file bodies (not listings, not redirects)."""
-        return [r for r in self.requests if r[1].startswith(("/osf/storage/", "/hf/cdn/", "/s3/")) or "/resolve/" in r[1]]
+        return [
+            r
+            for r in self.requests
+            if r[1].startswith(("/osf/storage/", "/hf/cdn/", "/s3/")) or "/resolve/" in r[1]
+        ]
 
     # ------------------------------------------------------------------------------------------------ routes
     def _handle(self, h: BaseHTTPRequestHandler, head: bool) -> None:
@@ -126,7 +133,9 @@ class FakeHosts:
     def _is_lfs(path: str) -> bool:
         return not path.endswith((".md", ".gitattributes", ".json"))
 
-    def _send(self, h, code: int, body: bytes, ctype: str, extra: dict | None = None, head: bool = False) -> None:
+    def _send(
+        self, h, code: int, body: bytes, ctype: str, extra: dict | None = None, head: bool = False
+    ) -> None:
         h.send_response(code)
         h.send_header("Content-Type", ctype)
         h.send_header("Content-Length", str(len(body)))
@@ -148,7 +157,7 @@ class FakeHosts:
             data = bytes(reversed(data))
         start = 0
         rng = h.headers.get("Range")
-        if rng and rng.startswith("bytes=") and rng.endswith("-"):
+        if rng and rng.startswith("bytes=") and rng.endswith("-") and path not in self.ignore_range:
             start = int(rng[6:-1])
             if start >= len(data):
                 return self._send(h, 416, b"", "text/plain", {"Content-Range": f"bytes */{len(data)}"})
@@ -212,7 +221,12 @@ class FakeHosts:
         for p, data in sorted(self.hf[repo].items()):
             if prefix and not p.startswith(prefix + "/"):
                 continue
-            e = {"type": "file", "oid": hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest(), "size": len(data), "path": p}
+            e = {
+                "type": "file",
+                "oid": hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest(),
+                "size": len(data),
+                "path": p,
+            }
             if self._is_lfs(p):
                 e["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
             entries.append(e)
@@ -244,7 +258,9 @@ class FakeHosts:
             "<StorageClass>STANDARD</StorageClass></Contents>"
             for k in page
         )
-        cps = "".join(f"<CommonPrefixes><Prefix>{escape(p)}</Prefix></CommonPrefixes>" for p in sorted(prefixes))
+        cps = "".join(
+            f"<CommonPrefixes><Prefix>{escape(p)}</Prefix></CommonPrefixes>" for p in sorted(prefixes)
+        )
         token = f"<NextContinuationToken>{start + 2}</NextContinuationToken>" if truncated else ""
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
