@@ -14,13 +14,21 @@ meg         OpenNeuro ``ds004212`` (THINGS-MEG): the epochs derivative          
             ``derivatives/preprocessed/preprocessed_P{n}-epo[-k].fif``, the       preprocessed/...`` (``--bids-root``
             top-level BIDS files and ``sourcedata/image_{concept_index,paths}.csv`` of ``preprocess meg``)
 meg-raw     OpenNeuro ``ds004212``: the raw BIDS folder ``sub-BIGMEG{n}/``        ``ds004212/sub-BIGMEG{n}/``
+weights-    Hub ``laion/CLIP-ViT-H-14-laion2B-s32B-b79K``:                        ``weights/clip/`` (``features
+clip        ``open_clip_pytorch_model.bin``                                       --clip-weights``)
+weights-    Hub ``stabilityai/sdxl-turbo``: ``model_index.json`` and the          ``weights/sdxl-turbo/``
+sdxl-turbo  diffusers sub-folders, fp16 weights only                              (``generate --sdxl``)
+weights-    Hub ``h94/IP-Adapter``: ``sdxl_models/ip-adapter_sdxl_vit-h``          ``weights/ip-adapter/``
+ip-adapter  ``.safetensors``                                                      (``generate --ip-adapter``)
 =========== ===================================================================== ===================================
 
 Sources: Gifford et al. 2022, "A large and rich EEG dataset for modeling human visual object recognition",
 NeuroImage 264 (https://osf.io/3jk45/); Li et al. 2024, "Visual decoding and reconstruction via EEG embeddings with
 guided diffusion" (https://github.com/dongyangli-del/EEG_Image_decode, data on
 https://huggingface.co/datasets/LidongYang/EEG_Image_decode); Hebart et al. 2023, "THINGS-data", eLife 12:e82580
-(https://openneuro.org/datasets/ds004212).
+(https://openneuro.org/datasets/ds004212). Weights: open_clip (https://github.com/mlfoundations/open_clip),
+SDXL-Turbo (Sauer et al. 2023, "Adversarial diffusion distillation"), IP-Adapter (Ye et al. 2023,
+https://github.com/tencent-ailab/IP-Adapter).
 
 Archives (``.zip``) are downloaded under ``downloads/`` and unpacked into their folder; the folder appears whole or
 not at all. The file names inside the OSF components come from their listings: what the table selects is a name
@@ -209,6 +217,37 @@ def _select_meg_raw(asset: Asset, ep: Endpoints, subjects) -> list[Item]:
     return items
 
 
+def _select_hf_weights(folder: str, path: str, keep: Callable[[str], bool]) -> Callable:
+    """Files of a Hub model repository under ``path`` for which ``keep(path)``, into ``weights/<folder>/<path>``
+    (the layout of ``huggingface-cli download REPO --local-dir weights/<folder>``)."""
+
+    def select(asset: Asset, ep: Endpoints, subjects) -> list[Item]:
+        files = [f for f in list_hf(ep.hf, asset.location, path, repo_type="model") if keep(f.path)]
+        if not files:
+            raise _missing(asset, path or "the weights", [])
+        return [Item(asset.name, f"weights/{folder}/{f.path}", f.url, f.size, f.checksum) for f in files]
+
+    return select
+
+
+SDXL_PARTS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")
+
+
+def _sdxl_file(path: str) -> bool:
+    # diffusers layout only, fp16 weights only (sdxl.py loads them in fp16 and fp32); not the single-file checkpoints
+    if path == "model_index.json":
+        return True
+    part, _, name = path.partition("/")
+    if part not in SDXL_PARTS or not name:
+        return False
+    return name.endswith(".fp16.safetensors") or not name.endswith(
+        (".safetensors", ".bin", ".onnx", ".msgpack")
+    )
+
+
+CLIP_FILE = "open_clip_pytorch_model.bin"
+IP_ADAPTER_FILE = "sdxl_models/ip-adapter_sdxl_vit-h.safetensors"
+
 ASSETS: dict[str, Asset] = {
     a.name: a
     for a in (
@@ -223,6 +262,12 @@ ASSETS: dict[str, Asset] = {
               (1, 2, 3, 4), _select_meg),
         Asset("meg-raw", "THINGS-MEG raw BIDS runs (OpenNeuro ds004212)", "openneuro", "ds004212",
               (1, 2, 3, 4), _select_meg_raw),
+        Asset("weights-clip", "open_clip ViT-H-14 laion2b_s32b_b79k (weights/clip/)", "hf",
+              "laion/CLIP-ViT-H-14-laion2B-s32B-b79K", (), _select_hf_weights("clip", "", lambda p: p == CLIP_FILE)),
+        Asset("weights-sdxl-turbo", "SDXL-Turbo, diffusers layout, fp16 (weights/sdxl-turbo/)", "hf",
+              "stabilityai/sdxl-turbo", (), _select_hf_weights("sdxl-turbo", "", _sdxl_file)),
+        Asset("weights-ip-adapter", "IP-Adapter SDXL ViT-H (weights/ip-adapter/)", "hf", "h94/IP-Adapter", (),
+              _select_hf_weights("ip-adapter", "sdxl_models", lambda p: p == IP_ADAPTER_FILE)),
     )
 }  # fmt: skip
 
@@ -244,3 +289,10 @@ def plan(what: list[str], subjects: list[int] | None, endpoints: Endpoints) -> l
             )
         items += asset.select(asset, endpoints, subs)
     return items
+
+
+def hint(what: str, data_root: str = "DATA") -> str:
+    """The command that fetches asset ``what`` (for the messages of missing data or weights)."""
+    if what not in ASSETS:
+        raise DownloadOptionError(f"Invalid asset {what!r}; allowed values are {list(ASSETS)}")
+    return f"eegdecode download --what {what} --data-root {data_root}"

@@ -9,6 +9,7 @@ it was unpacked there from the same remote file; a folder that exists without th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -105,8 +106,38 @@ def fetch_items(
     retries: int = 3,
     backoff: float = 1.0,
 ) -> dict[str, int]:
-    """Fetch every incomplete item; return counts ``{"fetched", "skipped", "extracted"}``."""
+    """Fetch every incomplete item; return counts ``{"fetched", "skipped", "extracted"}``.
+
+    One process at a time per data root (``downloads/.lock``, released by the system if the process dies).
+    """
     root = Path(root)
+    with _root_lock(root):
+        return _fetch_items(root, items, verify, keep_archives, progress, retries, backoff)
+
+
+@contextlib.contextmanager
+def _root_lock(root: Path):
+    lock = root / "downloads" / ".lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as f:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            yield
+            return
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DownloadError(
+                f"{root}: another `eegdecode download` is writing here ({lock}); wait for it"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _fetch_items(root: Path, items, verify, keep_archives, progress, retries, backoff) -> dict[str, int]:
     manifest = Manifest(root)
     statuses = [status_of(root, manifest, it, verify) for it in items]
     for s in statuses:
@@ -145,12 +176,16 @@ def fetch_items(
             )  # fmt: skip
             _record(manifest, item, dest, digests)
             counts["fetched"] += 1
+            log.info(
+                "%s: fetched (%s bytes, sha256 %s)", item.key, dest.stat().st_size, digests["sha256"][:12]
+            )
         if item.extract_to is not None:
             n = extract_archive(dest, root / item.extract_to)
             entry = dict(manifest.get(item.key) or {})
             entry.update(extracted_to=item.extract_to, n_extracted=n, archive_kept=keep_archives)
             manifest.record(item.key, **entry)
             counts["extracted"] += 1
+            log.info("%s: %d files unpacked", item.extract_to, n)
             if not keep_archives:
                 dest.unlink()
     return counts

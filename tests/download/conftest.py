@@ -63,7 +63,37 @@ def published(tmp_path_factory):
             },
             "README.md": b"# EEG_Image_decode\n",
             "ViT-H-14_features_test.pt": rng.bytes(500),
-        }
+        },
+        # Model repositories of the weights, in the Hub's layout (a few bytes stand in for each weight file).
+        "laion/CLIP-ViT-H-14-laion2B-s32B-b79K": {
+            "open_clip_pytorch_model.bin": rng.bytes(700),
+            "open_clip_config.json": b"{}",
+            "pytorch_model.bin": rng.bytes(300),
+        },
+        "stabilityai/sdxl-turbo": {
+            "model_index.json": b'{"_class_name": "StableDiffusionXLPipeline"}',
+            "sd_xl_turbo_1.0_fp16.safetensors": rng.bytes(900),
+            "scheduler/scheduler_config.json": b"{}",
+            "tokenizer/vocab.json": b"{}",
+            "tokenizer/merges.txt": b"#version: 0.2\n",
+            "tokenizer_2/vocab.json": b"{}",
+            "tokenizer_2/merges.txt": b"#version: 0.2\n",
+            **{
+                f"{part}/{name}": rng.bytes(400) if name.endswith("safetensors") else b"{}"
+                for part, weight in (
+                    ("unet", "diffusion_pytorch_model"),
+                    ("vae", "diffusion_pytorch_model"),
+                    ("text_encoder", "model"),
+                    ("text_encoder_2", "model"),
+                )  # fmt: skip
+                for name in ("config.json", f"{weight}.safetensors", f"{weight}.fp16.safetensors")
+            },
+        },
+        "h94/IP-Adapter": {
+            "sdxl_models/ip-adapter_sdxl_vit-h.safetensors": rng.bytes(600),
+            "sdxl_models/ip-adapter_sdxl.safetensors": rng.bytes(600),
+            "models/ip-adapter_sd15.bin": rng.bytes(600),
+        },
     }
     s3 = {
         "ds004212/dataset_description.json": b'{"Name": "THINGS-MEG", "BIDSVersion": "1.6.0"}',

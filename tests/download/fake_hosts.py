@@ -28,7 +28,7 @@ from xml.sax.saxutils import escape
 class FakeHosts:
     def __init__(self, deadline: float = 120.0):
         self.osf: dict[str, list[tuple[str, str, bytes]]] = {}  # node -> [(name, file id, bytes)]
-        self.hf: dict[str, dict[str, bytes]] = {}  # repo -> {path: bytes}
+        self.hf: dict[str, dict[str, bytes]] = {}  # repo (dataset or model) -> {path: bytes}
         self.s3: dict[str, bytes] = {}  # key -> bytes
         self.s3_multipart: set[str] = set()  # keys whose ETag is a multipart one (not an MD5)
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range)
@@ -105,10 +105,12 @@ class FakeHosts:
                     for _name, i, data in files:
                         if i == fid:
                             return self._body(h, path, data, head)
-            if path.startswith("/hf/api/datasets/"):
+            if path.startswith(("/hf/api/datasets/", "/hf/api/models/")):
                 return self._hf_tree(h, path, query)
-            if path.startswith("/hf/datasets/") and "/resolve/" in path:
-                repo, rest = path[len("/hf/datasets/") :].split("/resolve/", 1)
+            if path.startswith("/hf/") and "/resolve/" in path:
+                # datasets: /datasets/{repo}/resolve/..., models: /{repo}/resolve/... (as hf_hub_url builds them)
+                repo, rest = path[len("/hf/") :].split("/resolve/", 1)
+                repo = repo.removeprefix("datasets/")
                 _rev, file_path = rest.split("/", 1)
                 data = self.hf.get(repo, {}).get(file_path)
                 if data is not None:
@@ -131,7 +133,7 @@ class FakeHosts:
 
     @staticmethod
     def _is_lfs(path: str) -> bool:
-        return not path.endswith((".md", ".gitattributes", ".json"))
+        return not path.endswith((".md", ".gitattributes", ".json", ".txt"))
 
     def _send(
         self, h, code: int, body: bytes, ctype: str, extra: dict | None = None, head: bool = False
@@ -210,8 +212,7 @@ class FakeHosts:
         self._send(h, 200, body, "application/vnd.api+json")
 
     def _hf_tree(self, h, path: str, query: dict) -> None:
-        repo_and_rest = path[len("/hf/api/datasets/") :]
-        owner, name, _tree, _rev, *sub = repo_and_rest.split("/")
+        _kind, owner, name, _tree, _rev, *sub = path[len("/hf/api/") :].split("/")
         repo = f"{owner}/{name}"
         if repo not in self.hf:
             return self._send(h, 404, b'{"error": "Repository not found"}', "application/json",

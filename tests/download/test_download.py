@@ -342,3 +342,42 @@ def test_unsafe_or_damaged_archives_are_refused(tmp_path):
     with pytest.raises(DownloadError, match="damaged archive"):
         extract_archive(damaged, tmp_path / "out2")
     assert not (tmp_path / "out2").exists() and not list(tmp_path.glob(".out2.unpack-*"))
+
+
+def test_weights_land_where_generate_and_features_read_them(hosts, published, tmp_path):
+    root = tmp_path / "data"
+    what = ("--what", "weights-clip", "weights-sdxl-turbo", "weights-ip-adapter")
+    assert _dl(hosts, root, *what) == 0
+    w = root / "weights"
+    got = sorted(p.relative_to(w).as_posix() for p in w.rglob("*") if p.is_file())
+    assert "clip/open_clip_pytorch_model.bin" in got and "clip/pytorch_model.bin" not in got
+    assert (
+        "ip-adapter/sdxl_models/ip-adapter_sdxl_vit-h.safetensors" in got
+        and len([g for g in got if g.startswith("ip-")]) == 1
+    )
+    sdxl = [g[len("sdxl-turbo/") :] for g in got if g.startswith("sdxl-turbo/")]
+    assert "model_index.json" in sdxl and "unet/diffusion_pytorch_model.fp16.safetensors" in sdxl
+    assert (
+        "unet/diffusion_pytorch_model.safetensors" not in sdxl
+        and "sd_xl_turbo_1.0_fp16.safetensors" not in sdxl
+    )
+    repo = published["hf"]["h94/IP-Adapter"]
+    assert (w / "ip-adapter" / "sdxl_models" / "ip-adapter_sdxl_vit-h.safetensors").read_bytes() == repo[
+        "sdxl_models/ip-adapter_sdxl_vit-h.safetensors"
+    ]
+
+    from eegdecode.generation.sdxl import resolve_weights
+
+    found = resolve_weights(sdxl_dir=w / "sdxl-turbo", ip_adapter_dir=w / "ip-adapter")
+    assert found.sdxl == w / "sdxl-turbo" and found.ip_adapter == w / "ip-adapter"
+
+
+def test_one_download_at_a_time_per_data_root(hosts, tmp_path, capsys):
+    from eegdecode.download.fetch import _root_lock
+
+    root = tmp_path / "data"
+    with _root_lock(root):
+        assert _dl(hosts, root, "--what", "images") == 1
+    assert "another `eegdecode download` is writing here" in capsys.readouterr().err
+    assert hosts.file_gets() == []
+    assert _dl(hosts, root, "--what", "images") == 0
