@@ -63,10 +63,15 @@ class Endpoints:
 
     @classmethod
     def resolve(cls, **flags: str | None) -> Endpoints:
-        """Flags first, then ``$EEGDECODE_OSF_API`` / ``$EEGDECODE_HF_ENDPOINT`` / ``$EEGDECODE_OPENNEURO_S3``."""
+        """Flags first, then ``$EEGDECODE_OSF_API`` / ``$EEGDECODE_HF_ENDPOINT`` / ``$EEGDECODE_OPENNEURO_S3``
+        (and, for the Hub, ``$HF_ENDPOINT``, the mirror setting ``huggingface_hub`` itself reads)."""
         values = {}
         for name, env in ENV_ENDPOINTS.items():
-            value = flags.get(name) or os.environ.get(env)
+            value = (
+                flags.get(name)
+                or os.environ.get(env)
+                or (os.environ.get("HF_ENDPOINT") if name == "hf" else None)
+            )
             if value:
                 if not re.match(r"^https?://", value):
                     raise DownloadOptionError(

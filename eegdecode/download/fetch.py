@@ -39,7 +39,9 @@ class Status:
     def to_fetch(self) -> int | None:
         if self.state == "complete":
             return 0
-        return None if self.item.size is None else self.item.size - self.have
+        if self.item.size is None:
+            return None
+        return self.item.size - self.have if self.state == "partial" else self.item.size
 
 
 def _same_remote(entry: dict | None, item: Item) -> bool:

@@ -84,7 +84,13 @@ def get_bytes(url: str, timeout: float = 60.0, retries: int = 3, backoff: float 
     """GET a small document (an API listing); retried on connection errors and 429/5xx. Returns body, headers."""
     for attempt in range(retries + 1):
         try:
-            with _request(url, headers={"Accept": "application/json, application/xml"}, timeout=timeout) as r:
+            with _request(
+                url,
+                headers={
+                    "Accept": "application/vnd.api+json, application/json, application/xml;q=0.9, */*;q=0.8"
+                },
+                timeout=timeout,
+            ) as r:
                 return r.read(), dict(r.headers)
         except urllib.error.HTTPError as err:
             if err.code not in RETRY_STATUS or attempt == retries:

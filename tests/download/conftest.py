@@ -128,7 +128,13 @@ def hosts(published, monkeypatch):
     # agent-registry request may leave for huggingface.co either.
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
-    for env in ("EEGDECODE_OSF_API", "EEGDECODE_HF_ENDPOINT", "EEGDECODE_OPENNEURO_S3", "EEGDECODE_DATA"):
+    for env in (
+        "EEGDECODE_OSF_API",
+        "EEGDECODE_HF_ENDPOINT",
+        "EEGDECODE_OPENNEURO_S3",
+        "EEGDECODE_DATA",
+        "HF_ENDPOINT",
+    ):
         monkeypatch.delenv(env, raising=False)
     h = FakeHosts(deadline=120)
     h.osf = {k: list(v) for k, v in published["osf"].items()}

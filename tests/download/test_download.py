@@ -381,3 +381,26 @@ def test_one_download_at_a_time_per_data_root(hosts, tmp_path, capsys):
     assert "another `eegdecode download` is writing here" in capsys.readouterr().err
     assert hosts.file_gets() == []
     assert _dl(hosts, root, "--what", "images") == 0
+
+
+def test_endpoints_default_to_the_real_hosts_and_are_overridable(monkeypatch, capsys):
+    from eegdecode.download.assets import Endpoints
+
+    for env in ("EEGDECODE_OSF_API", "EEGDECODE_HF_ENDPOINT", "EEGDECODE_OPENNEURO_S3", "HF_ENDPOINT"):
+        monkeypatch.delenv(env, raising=False)
+    assert Endpoints.resolve() == Endpoints(
+        "https://api.osf.io/v2", "https://huggingface.co", "https://s3.amazonaws.com/openneuro.org"
+    )
+    monkeypatch.setenv("HF_ENDPOINT", "https://hf-mirror.example")
+    monkeypatch.setenv("EEGDECODE_OSF_API", "http://127.0.0.1:1/osf/v2/")
+    ep = Endpoints.resolve(openneuro="http://127.0.0.1:2/s3")
+    assert (ep.osf, ep.hf, ep.openneuro) == (
+        "http://127.0.0.1:1/osf/v2",
+        "https://hf-mirror.example",
+        "http://127.0.0.1:2/s3",
+    )
+    assert (
+        main(["download", "--data-root", "x", "--what", "images", "--endpoint-osf", "ftp://x", "--dry-run"])
+        == 2
+    )
+    assert "Invalid endpoint for osf: 'ftp://x'" in capsys.readouterr().err
