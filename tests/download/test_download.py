@@ -53,6 +53,11 @@ def test_images_and_250hz_land_in_the_layout_and_pass_prepare(hosts, published, 
     assert not list(root.rglob("*.part")) and not list((root / "downloads" / "images").glob("*.zip"))
     assert main(["prepare", "--data-root", str(root)]) == 0
     assert (root / "cache" / "Preprocessed_data_250Hz" / "sub-01" / "meta.json").is_file()
+    from eegdecode.data.image_set import ImageSet
+
+    images = ImageSet(root / "image_set")
+    images.read_metadata()  # metadata agrees with the unpacked folders
+    assert (images.split("train").n_images, images.split("test").n_images) == (24, 6)
 
     from eegdecode.download.manifest import Manifest
 
@@ -404,3 +409,29 @@ def test_endpoints_default_to_the_real_hosts_and_are_overridable(monkeypatch, ca
         == 2
     )
     assert "Invalid endpoint for osf: 'ftp://x'" in capsys.readouterr().err
+
+
+def test_250hz_release_published_as_one_zip_per_subject_is_unpacked(hosts, published, tmp_path):
+    from conftest import _zip
+
+    sub01 = published["src"] / "Preprocessed_data_250Hz" / "sub-01"
+    hosts.hf[HF_REPO] = {"Preprocessed_data_250Hz/sub-01.zip": _zip(sub01, "sub-01"), "README.md": b"#\n"}
+    root = tmp_path / "data"
+    assert _dl(hosts, root, "--what", "eeg-250hz", "--subject", "1") == 0
+    for f in sub01.iterdir():
+        assert (root / "Preprocessed_data_250Hz" / "sub-01" / f.name).read_bytes() == f.read_bytes()
+    assert (
+        Manifest(root).files["downloads/eeg-250hz/sub-01.zip"]["extracted_to"]
+        == "Preprocessed_data_250Hz/sub-01"
+    )
+
+
+def test_hint_names_the_download_line():
+    from eegdecode.download.assets import hint
+    from eegdecode.download.http import DownloadOptionError
+
+    assert (
+        hint("weights-sdxl-turbo", "data") == "eegdecode download --what weights-sdxl-turbo --data-root data"
+    )
+    with pytest.raises(DownloadOptionError, match="Invalid asset 'sdxl'"):
+        hint("sdxl")
