@@ -1,9 +1,10 @@
 """Fetch a plan of files into a data root: skip what is complete, check the disk, resume, verify, unpack, record.
 
 A file is *complete* when the manifest records it with the size and checksum the source lists now and the file on
-disk still has the recorded size and modification time (``verify=True`` re-hashes it instead). A file already
-under its final name without a manifest entry (copied by hand) is accepted when its size and the published
-checksum agree, and fetched again otherwise. An archive is complete when its folder exists and the manifest says
+disk still has the recorded size and modification time (``verify=True`` re-hashes it instead). A recorded file
+that no longer matches (damaged on disk, or a new version at the source) is fetched again. A file under its final
+name without a manifest entry (copied by hand) is accepted when its size and the published checksum agree, and
+refused otherwise (never overwritten). An archive is complete when its folder exists and the manifest says
 it was unpacked there from the same remote file; a folder that exists without that record is never overwritten.
 """
 
@@ -169,7 +170,14 @@ def _fetch_items(root: Path, items, verify, keep_archives, progress, retries, ba
                     continue
             else:
                 what = f"{item.checksum.kind} or size" if item.checksum else "size"
-                log.warning("%s: %s differs from the source's; fetching it again", dest, what)
+                if manifest.get(item.key) is None:
+                    raise DownloadError(
+                        f"{dest}: exists, is not from a completed download and its {what} differs from "
+                        f"{item.url}; move it away (or remove it) to fetch it"
+                    )
+                log.warning(
+                    "%s: %s differs from what was fetched (damaged or changed); fetching it again", dest, what
+                )
                 dest.unlink()
         if not dest.is_file():
             digests = download_file(

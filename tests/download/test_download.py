@@ -206,6 +206,16 @@ def test_file_copied_in_by_hand_is_checked_not_fetched(hosts, published, tmp_pat
     assert Manifest(root).files["image_set/image_metadata.npy"]["source_checksum"][0] == "sha256"
 
 
+def test_file_copied_in_by_hand_that_differs_is_refused_not_replaced(hosts, tmp_path, capsys):
+    root = tmp_path / "data"
+    (root / "image_set").mkdir(parents=True)
+    (root / "image_set" / "image_metadata.npy").write_bytes(b"my own metadata")
+    assert _dl(hosts, root, "--what", "images") == 1
+    err = capsys.readouterr().err
+    assert "is not from a completed download" in err and "move it away" in err
+    assert (root / "image_set" / "image_metadata.npy").read_bytes() == b"my own metadata"
+
+
 def test_disk_space_is_checked_before_anything_is_fetched(hosts, tmp_path, monkeypatch, capsys):
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(
