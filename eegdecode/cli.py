@@ -14,6 +14,7 @@ import sys
 # name -> (module in eegdecode.commands, one-line help shown by `eegdecode --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("simulate", "write a simulated THINGS-EEG2 data set in the real on-disk layout"),
+    "download": ("download", "fetch THINGS-EEG2 / THINGS-MEG into the data-root layout (resumable)"),
     "prepare": ("prepare", "convert THINGS-EEG2 pickles once into a memory-mapped cache"),
     "preprocess": (
         "preprocess",
