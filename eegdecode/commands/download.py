@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 
 from eegdecode.download.assets import ASSETS, ENV_ENDPOINTS
 
@@ -54,46 +53,33 @@ def run(args: argparse.Namespace) -> int:
     from eegdecode.data.paths import resolve_data_root
     from eegdecode.download.assets import Endpoints, plan
     from eegdecode.download.fetch import fetch_items, plan_size, status_of
-    from eegdecode.download.http import DownloadError, DownloadOptionError
+    from eegdecode.download.http import DownloadOptionError
     from eegdecode.download.manifest import Manifest
-    from eegdecode.errors import EEGDecodeError
 
-    try:
-        try:
-            root = resolve_data_root(args.data_root)
-        except ValueError as err:
-            raise DownloadOptionError(str(err)) from None
-        if args.retries < 0:
-            raise DownloadOptionError(f"Invalid value for --retries: {args.retries}; expected >= 0")
-        endpoints = Endpoints.resolve(
-            osf=args.endpoint_osf, hf=args.endpoint_hf, openneuro=args.endpoint_openneuro
+    if args.retries < 0:
+        raise DownloadOptionError(f"Invalid value for --retries: {args.retries}; expected >= 0")
+    root = resolve_data_root(args.data_root)
+    endpoints = Endpoints.resolve(
+        osf=args.endpoint_osf, hf=args.endpoint_hf, openneuro=args.endpoint_openneuro
+    )
+    items = plan(list(dict.fromkeys(args.what)), _subjects(args.subject), endpoints)
+    if args.dry_run:
+        manifest = Manifest(root)
+        statuses = [status_of(root, manifest, it) for it in items]
+        for s in statuses:
+            where = s.item.extract_to or s.item.key
+            size = "?" if s.item.size is None else f"{s.item.size:,}"
+            print(f"{s.state:9s} {size:>16s} B  {where}  <- {s.item.url}")
+        probe = root if root.exists() else next(p for p in root.parents if p.exists())
+        print(
+            f"{len(items)} file(s); to fetch: {sum(s.to_fetch or 0 for s in statuses):,} B; needs "
+            f"{plan_size(statuses):,} B free under {root}, {shutil.disk_usage(probe).free:,} B free"
         )
-        items = plan(list(dict.fromkeys(args.what)), _subjects(args.subject), endpoints)
-        if args.dry_run:
-            manifest = Manifest(root)
-            statuses = [status_of(root, manifest, it) for it in items]
-            for s in statuses:
-                where = s.item.extract_to or s.item.key
-                size = "?" if s.item.size is None else f"{s.item.size:,}"
-                print(f"{s.state:9s} {size:>16s} B  {where}  <- {s.item.url}")
-            probe = root if root.exists() else next(p for p in root.parents if p.exists())
-            print(
-                f"{len(items)} file(s); to fetch: {sum(s.to_fetch or 0 for s in statuses):,} B; needs "
-                f"{plan_size(statuses):,} B free under {root}, {shutil.disk_usage(probe).free:,} B free"
-            )
-            return 0
-        counts = fetch_items(
-            root, items, verify=args.verify, keep_archives=args.keep_archives, progress=not args.no_progress,
-            retries=args.retries,
-        )  # fmt: skip
-    except DownloadOptionError as err:
-        print(f"eegdecode download: error: {err}", file=sys.stderr)
-        return 2
-    except (DownloadError, EEGDecodeError) as err:
-        if getattr(args, "verbose", False):
-            raise
-        print(f"eegdecode download: error: {err}", file=sys.stderr)
-        return 1
+        return 0
+    counts = fetch_items(
+        root, items, verify=args.verify, keep_archives=args.keep_archives, progress=not args.no_progress,
+        retries=args.retries,
+    )  # fmt: skip
     print(
         f"{root}: {counts['fetched']} file(s) fetched, {counts['skipped']} already complete, "
         f"{counts['extracted']} archive(s) unpacked; manifest: {Manifest(root).path}"

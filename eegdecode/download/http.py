@@ -21,7 +21,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from eegdecode.errors import EEGDecodeError
+from eegdecode.errors import ConfigError, EEGDecodeError
 
 log = logging.getLogger("eegdecode.download")
 
@@ -35,7 +35,7 @@ class DownloadError(EEGDecodeError, OSError):
     """A network or data error while downloading (the ``download`` command exits with 1)."""
 
 
-class DownloadOptionError(EEGDecodeError, ValueError):
+class DownloadOptionError(ConfigError):
     """A bad option of ``eegdecode download`` (exit code 2)."""
 
 
