@@ -10,11 +10,19 @@ p = 15,750 features) read from a float16 memory map without ever holding a float
 
 1. one pass over the training trials in chunks computes each feature's mean and variance (chunk statistics
    merged exactly, in float64) and the mean target;
-2. a second pass accumulates the centred, standardised Gram matrix ``Z^T Z`` and cross product ``Z^T Y``
-   (float32 chunk products summed into float64, p x p and p x k);
-3. the Gram matrix divided by n is eigendecomposed once, ``G = V diag(l) V^T``; then for every alpha the
-   solution ``coef(alpha) = V diag(1 / (l + alpha)) V^T Z^T Y / n`` costs only matrix products, and the
-   validation predictions are ``(Z_val V) diag(1 / (l + alpha)) (V^T Z^T Y / n)``.
+2. the problem is diagonalised once, in whichever form is smaller (``solver="auto"``):
+
+   - **primal** (n >= p): a second pass accumulates the centred, standardised covariance ``G = Z^T Z / n`` and
+     cross product ``Z^T Y / n`` (float32 chunk products summed into float64, p x p and p x k), and
+     ``G = V diag(l) V^T``; then ``coef(alpha) = V diag(1 / (l + alpha)) V^T Z^T Y / n`` and the validation
+     predictions are ``(Z_val V) diag(1 / (l + alpha)) (V^T Z^T Y / n)``;
+   - **dual** (n < p): the second pass keeps the standardised rows once in float32 (n x p, smaller than the
+     primal's p x p float64 since n < p) and forms the kernel ``K = Z Z^T / n = U diag(l) U^T`` (n x n); by
+     the push-through identity ``(Z^T Z / n + alpha I)^-1 Z^T / n = Z^T / n (K + alpha I)^-1`` the same
+     solution is ``coef(alpha) = Z^T U diag(1 / (l + alpha)) U^T Y / n`` and the validation predictions are
+     ``(Z_val Z^T U / n) diag(1 / (l + alpha)) (U^T Y)``;
+
+3. every alpha then costs only matrix products with the eigenvectors.
 
 Alpha is on the scale of the standardised covariance ``G`` (unit diagonal, mean eigenvalue 1); the objective is
 ``mean_i ||y_i - intercept - z_i coef||^2 + alpha ||coef||^2``. The regularisation is chosen on the validation
@@ -23,17 +31,20 @@ similarity with the distinct validation targets; ties are broken by lower valida
 encoders are selected on; ``criterion="mse"`` selects by validation mean squared error instead. The final model
 is the training-split fit at the chosen alpha (it is not refitted on training + validation).
 
-Cost at full resolution (p = 15,750): about 2 GB for the float64 Gram matrix and as much for its eigenvectors,
-and an eigendecomposition of a 15,750 x 15,750 matrix (minutes on a few CPU cores; pass ``device="cuda"`` to use
-a GPU). ``time_bin=5`` (50 Hz bins, p = 3,150) makes it a matter of seconds and loses little of the evoked
-response. The dual (n x n) form is never used: n is larger than p for THINGS-EEG2.
+Cost at full resolution (p = 15,750): with n >= p (single trials of a whole subject, n = 66,160) about 2 GB
+for the float64 covariance and as much for its eigenvectors, and an eigendecomposition of a 15,750 x 15,750
+matrix (minutes on a few CPU cores; pass ``device="cuda"`` to use a GPU); ``time_bin=5`` (50 Hz bins,
+p = 3,150) makes it a matter of seconds and loses little of the evoked response. With n < p (the simulator's
+presets, a subset of images, averaged repetitions) the dual costs ``n^2 p`` for the kernel and an n x n
+eigendecomposition: the ``tiny`` preset (960 trials x 15,750 features) fits in seconds.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -45,6 +56,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-2, 5, 15))
 CRITERIA = ("top1", "mse")
+SOLVERS = ("auto", "primal", "dual")
+#: Feature columns per float32 block product of the dual form (bounds the float32 rounding as the primal's
+#: trial chunks do, and the temporary memory).
+FEATURE_BLOCK = 2048
 
 
 def time_bin_matrix(n_times: int, time_bin: int) -> torch.Tensor:
@@ -70,6 +85,33 @@ def _top1_hits(predictions: torch.Tensor, gallery: torch.Tensor, targets: torch.
     """Number of predictions whose most cosine-similar gallery row is their own target."""
     scores = F.normalize(predictions, dim=1) @ gallery.T
     return int((scores.argmax(dim=1) == targets).sum())
+
+
+def _blocked_products(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b.T`` in float64, from float32 products over blocks of :data:`FEATURE_BLOCK` feature columns."""
+    out = torch.zeros(a.shape[0], b.shape[0], dtype=torch.float64, device=a.device)
+    for start in range(0, a.shape[1], FEATURE_BLOCK):
+        stop = start + FEATURE_BLOCK
+        out += (a[:, start:stop] @ b[:, start:stop].T).double()
+    return out
+
+
+@dataclass
+class _Spectral:
+    """A ridge problem diagonalised once, solved for any alpha by matrix products.
+
+    Validation predictions are ``project(z_val) @ weights(alpha) + y_mean`` and the coefficients
+    ``coefficients(weights(alpha))``, with ``weights(alpha) = rotated / (eigenvalues + alpha)``.
+    """
+
+    solver: str
+    eigenvalues: torch.Tensor  # (r,)
+    rotated: torch.Tensor  # (r, k)
+    project: Callable[[torch.Tensor], torch.Tensor]  # (c, p) standardised features -> (c, r)
+    coefficients: Callable[[torch.Tensor], torch.Tensor]  # (r, k) -> (p, k)
+
+    def weights(self, alpha: float) -> torch.Tensor:
+        return self.rotated / (self.eigenvalues + alpha)[:, None]
 
 
 class RidgeEncoder(EEGEncoder):
@@ -151,6 +193,89 @@ class RidgeEncoder(EEGEncoder):
         features = self.flatten_features(_rows(X, start, stop).to(device)).double()
         return ((features - mean) / scale).float()
 
+    def _statistics(self, X, Y, n: int, chunk_size: int, device):
+        """Feature means and (population) standard deviations and the mean target, in one chunked pass."""
+        p, k = self.n_features, self.n_outputs
+        mean = torch.zeros(p, dtype=torch.float64, device=device)
+        m2 = torch.zeros(p, dtype=torch.float64, device=device)
+        y_sum = torch.zeros(k, dtype=torch.float64, device=device)
+        seen = 0
+        for start in range(0, n, chunk_size):
+            stop = min(start + chunk_size, n)
+            features = self.flatten_features(_rows(X, start, stop).to(device)).double()
+            count = stop - start
+            chunk_mean = features.mean(dim=0)
+            chunk_m2 = ((features - chunk_mean) ** 2).sum(dim=0)
+            delta = chunk_mean - mean
+            total = seen + count
+            mean += delta * (count / total)
+            m2 += chunk_m2 + delta**2 * (seen * count / total)
+            seen = total
+            y_sum += _rows(Y, start, stop).to(device).double().sum(dim=0)
+        scale = torch.sqrt(m2 / n)
+        # A constant feature carries no information; a unit scale keeps it at zero instead of dividing by 0.
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        return mean, scale, y_sum / n
+
+    def _primal_system(self, X, Y, n, mean, scale, y_mean, chunk_size, device) -> _Spectral:
+        """Eigendecomposition of the ``(p, p)`` covariance ``Z^T Z / n`` (the form for n >= p)."""
+        p, k = self.n_features, self.n_outputs
+        gram = torch.zeros(p, p, dtype=torch.float64, device=device)
+        cross = torch.zeros(p, k, dtype=torch.float64, device=device)
+        for start in range(0, n, chunk_size):
+            stop = min(start + chunk_size, n)
+            z = self._standardised(X, start, stop, mean, scale, device)
+            y = (_rows(Y, start, stop).to(device).double() - y_mean).float()
+            gram += (z.T @ z).double()
+            cross += (z.T @ y).double()
+        gram /= n
+        cross /= n
+        eigenvalues, eigenvectors = torch.linalg.eigh(gram)
+        del gram
+        rotated = eigenvectors.T @ cross  # (p, k)
+        del cross
+
+        def project(z_val: torch.Tensor) -> torch.Tensor:
+            return z_val.double() @ eigenvectors
+
+        def coefficients(weights: torch.Tensor) -> torch.Tensor:
+            return eigenvectors @ weights
+
+        return _Spectral("primal", eigenvalues.clamp_min(0.0), rotated, project, coefficients)
+
+    def _dual_system(self, X, Y, n, mean, scale, y_mean, chunk_size, device) -> _Spectral:
+        """Eigendecomposition of the ``(n, n)`` kernel ``Z Z^T / n`` (the form for n < p).
+
+        Holds the standardised training features once in float32 (``n * p * 4`` bytes, less than the
+        ``p * p * 8`` of the primal covariance since n < p); products over features are taken in float32
+        blocks of :data:`FEATURE_BLOCK` columns summed into float64, as the primal form sums its chunks.
+        """
+        p, k = self.n_features, self.n_outputs
+        z_train = torch.empty(n, p, dtype=torch.float32, device=device)
+        y_centred = torch.empty(n, k, dtype=torch.float64, device=device)
+        for start in range(0, n, chunk_size):
+            stop = min(start + chunk_size, n)
+            z_train[start:stop] = self._standardised(X, start, stop, mean, scale, device)
+            y_centred[start:stop] = _rows(Y, start, stop).to(device).double() - y_mean
+        kernel = _blocked_products(z_train, z_train) / n
+        eigenvalues, eigenvectors = torch.linalg.eigh(kernel)
+        del kernel
+        rotated = eigenvectors.T @ y_centred  # (n, k)
+        del y_centred
+
+        def project(z_val: torch.Tensor) -> torch.Tensor:
+            return _blocked_products(z_val, z_train) @ eigenvectors / n
+
+        def coefficients(weights: torch.Tensor) -> torch.Tensor:
+            dual = eigenvectors @ weights / n  # (n, k): coef = Z^T dual
+            coef = torch.zeros(p, k, dtype=torch.float64, device=device)
+            for start in range(0, n, chunk_size):
+                stop = min(start + chunk_size, n)
+                coef += z_train[start:stop].T.double() @ dual[start:stop]
+            return coef
+
+        return _Spectral("dual", eigenvalues.clamp_min(0.0), rotated, project, coefficients)
+
     @torch.no_grad()
     def fit(
         self,
@@ -162,6 +287,7 @@ class RidgeEncoder(EEGEncoder):
         criterion: str = "top1",
         chunk_size: int = 2048,
         device: str | torch.device = "cpu",
+        solver: str = "auto",
     ) -> RidgeEncoder:
         """Fit on the training split and choose alpha on the validation split.
 
@@ -180,16 +306,22 @@ class RidgeEncoder(EEGEncoder):
             Trials read at a time.
         device : str or torch.device
             Where the accumulation and the eigendecomposition run.
+        solver : {"auto", "primal", "dual"}
+            ``"primal"`` eigendecomposes the ``(p, p)`` feature covariance, ``"dual"`` the ``(n, n)`` trial
+            kernel; both give the same solution. ``"auto"`` takes the dual when there are fewer training
+            trials than features (n < p), the primal otherwise.
 
         Returns
         -------
         RidgeEncoder
-            ``self``, fitted; ``self.fit_report_`` lists every alpha's validation top-1 and MSE.
+            ``self``, fitted; ``self.fit_report_`` lists every alpha's validation top-1 and MSE and the solver.
         """
         if criterion not in CRITERIA:
             raise ValueError(
                 f"Invalid value for criterion: {criterion!r}; allowed values are {list(CRITERIA)}"
             )
+        if solver not in SOLVERS:
+            raise ValueError(f"Invalid value for solver: {solver!r}; allowed values are {list(SOLVERS)}")
         alphas = [float(a) for a in alphas]
         if not alphas or any(not math.isfinite(a) or a <= 0 for a in alphas):
             raise ValueError(f"Invalid value for alphas: {alphas}; expected one or more positive numbers")
@@ -199,46 +331,12 @@ class RidgeEncoder(EEGEncoder):
         n_val = self._check_pair("validation", X_val, Y_val)
         device = torch.device(device)
         p, k = self.n_features, self.n_outputs
+        if solver == "auto":
+            solver = "dual" if n_train < p else "primal"
 
-        # Pass 1: feature means/variances (exact merge of chunk statistics) and target mean.
-        mean = torch.zeros(p, dtype=torch.float64, device=device)
-        m2 = torch.zeros(p, dtype=torch.float64, device=device)
-        y_sum = torch.zeros(k, dtype=torch.float64, device=device)
-        seen = 0
-        for start in range(0, n_train, chunk_size):
-            stop = min(start + chunk_size, n_train)
-            features = self.flatten_features(_rows(X_train, start, stop).to(device)).double()
-            count = stop - start
-            chunk_mean = features.mean(dim=0)
-            chunk_m2 = ((features - chunk_mean) ** 2).sum(dim=0)
-            delta = chunk_mean - mean
-            total = seen + count
-            mean += delta * (count / total)
-            m2 += chunk_m2 + delta**2 * (seen * count / total)
-            seen = total
-            y_sum += _rows(Y_train, start, stop).to(device).double().sum(dim=0)
-        y_mean = y_sum / n_train
-        scale = torch.sqrt(m2 / n_train)
-        # A constant feature carries no information; a unit scale keeps it at zero instead of dividing by 0.
-        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-
-        # Pass 2: standardised Gram matrix and cross product.
-        gram = torch.zeros(p, p, dtype=torch.float64, device=device)
-        cross = torch.zeros(p, k, dtype=torch.float64, device=device)
-        for start in range(0, n_train, chunk_size):
-            stop = min(start + chunk_size, n_train)
-            z = self._standardised(X_train, start, stop, mean, scale, device)
-            y = (_rows(Y_train, start, stop).to(device).double() - y_mean).float()
-            gram += (z.T @ z).double()
-            cross += (z.T @ y).double()
-        gram /= n_train
-        cross /= n_train
-
-        eigenvalues, eigenvectors = torch.linalg.eigh(gram)
-        del gram
-        eigenvalues = eigenvalues.clamp_min(0.0)
-        rotated_cross = eigenvectors.T @ cross  # (p, k)
-        del cross
+        mean, scale, y_mean = self._statistics(X_train, Y_train, n_train, chunk_size, device)
+        build = self._dual_system if solver == "dual" else self._primal_system
+        system = build(X_train, Y_train, n_train, mean, scale, y_mean, chunk_size, device)
 
         # Validation: predictions for every alpha from one projection of each chunk onto the eigenvectors.
         val_targets = torch.cat(
@@ -252,9 +350,9 @@ class RidgeEncoder(EEGEncoder):
         squared_error = [0.0] * len(alphas)
         for start in range(0, n_val, chunk_size):
             stop = min(start + chunk_size, n_val)
-            projected = self._standardised(X_val, start, stop, mean, scale, device).double() @ eigenvectors
+            projected = system.project(self._standardised(X_val, start, stop, mean, scale, device))
             for i, alpha in enumerate(alphas):
-                predictions = (projected @ (rotated_cross / (eigenvalues + alpha)[:, None]) + y_mean).float()
+                predictions = (projected @ system.weights(alpha) + y_mean).float()
                 squared_error[i] += float(((predictions - val_targets[start:stop]) ** 2).sum())
                 hits[i] += _top1_hits(predictions, gallery, target_index[start:stop])
         val_top1 = [h / n_val for h in hits]
@@ -265,7 +363,7 @@ class RidgeEncoder(EEGEncoder):
             best = min(range(len(alphas)), key=lambda i: val_mse[i])
         alpha = alphas[best]
 
-        coef = eigenvectors @ (rotated_cross / (eigenvalues + alpha)[:, None])
+        coef = system.coefficients(system.weights(alpha))
         buffer_device = self.coef.device
         self.feature_mean.copy_(mean.to(buffer_device))
         self.feature_scale.copy_(scale.to(buffer_device))
@@ -284,9 +382,11 @@ class RidgeEncoder(EEGEncoder):
             "n_gallery": int(gallery.shape[0]),
             "n_features": p,
             "time_bin": self.time_bin,
+            "solver": solver,
         }
         logger.info(
-            "ridge: alpha %.3g chosen by validation %s (top-1 %.4f over %d targets, MSE %.5f)",
+            "ridge (%s): alpha %.3g chosen by validation %s (top-1 %.4f over %d targets, MSE %.5f)",
+            solver,
             alpha,
             criterion,
             val_top1[best],

@@ -1,4 +1,4 @@
-"""The table of encoders: name, parameter count at 63 x 250, one-line description, original source.
+"""The table of encoders: name, parameter counts at 63 x 250 and 17 x 250, one-line description, source.
 
 ``python -m eegdecode.models.summary`` prints it as Markdown; ``--write`` regenerates ``summary.csv`` beside this
 file (a test checks that the CSV matches the models).
@@ -16,7 +16,7 @@ from eegdecode.models.base import count_parameters
 from eegdecode.models.registry import build_encoder, list_encoders
 
 SUMMARY_CSV = Path(__file__).with_name("summary.csv")
-COLUMNS = ("model", "parameters_63x250", "description", "source")
+COLUMNS = ("model", "parameters_63x250", "parameters_17x250", "description", "source")
 
 # One line per encoder: what it is and where it comes from.
 DESCRIPTIONS: dict[str, tuple[str, str]] = {
@@ -42,6 +42,16 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
         "temporal-spatial shallow convolution (ShallowNet patch embedding), projection head",
         "Song et al. NICE-EEG (ICLR 2024), eeyhsong/NICE-EEG",
     ),
+    "EEGProject": (
+        "flattened epoch through one projection head (Linear, residual GELU-Linear-Dropout 0.3, LayerNorm)",
+        "Wu et al. UBP (CVPR 2025), HaitaoWuTJU/Uncertainty-aware-Blur-Prior; Zhang et al. NeuroBridge "
+        "(AAAI 2026), feroooooo/NeuroBridge",
+    ),
+    "TSConv": (
+        "temporal-spatial shallow convolution flattened filter by filter, projection head (NICE_EEG's network "
+        "in NeuroBridge's layout)",
+        "Zhang et al. NeuroBridge (AAAI 2026), feroooooo/NeuroBridge",
+    ),
     "EEGNet": (
         "braindecode EEGNet (F1 8, D 20, F2 160, kernel 4), raw 1024-d output",
         "Lawhern et al. 2018; braindecode 1.8.1",
@@ -62,43 +72,39 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
 }
 
 
-def encoder_summary(n_chans: int = 63, n_times: int = 250) -> list[dict[str, object]]:
-    """One row per encoder with its trainable parameter count (one subject, logit scale included).
+#: Input sizes at which parameters are counted: all 63 channels and the 17 occipito-parietal ones, 250 samples.
+COUNT_SIZES: tuple[tuple[int, int], ...] = ((63, 250), (17, 250))
 
-    Parameters
-    ----------
-    n_chans, n_times : int
-        Input size at which parameters are counted.
+
+def encoder_summary() -> list[dict[str, object]]:
+    """One row per encoder with its trainable parameter counts (one subject, logit scale included).
 
     Returns
     -------
     list of dict
-        Keys ``model``, ``parameters_63x250``, ``description``, ``source``.
+        Keys ``model``, ``parameters_63x250``, ``parameters_17x250``, ``description``, ``source``.
     """
     rows = []
     for name in list_encoders():
         description, source = DESCRIPTIONS[name]
-        model = build_encoder(name, n_chans, n_times)
-        rows.append(
-            {
-                "model": name,
-                "parameters_63x250": count_parameters(model),
-                "description": description,
-                "source": source,
-            }
-        )
+        row: dict[str, object] = {"model": name}
+        for n_chans, n_times in COUNT_SIZES:
+            row[f"parameters_{n_chans}x{n_times}"] = count_parameters(build_encoder(name, n_chans, n_times))
+        row.update(description=description, source=source)
+        rows.append(row)
     return rows
 
 
 def summary_markdown(rows: list[dict[str, object]]) -> str:
     """The rows as a Markdown table (counts with thousands separators)."""
     lines = [
-        "| model | trainable parameters (63 x 250) | description | original source |",
-        "|---|---:|---|---|",
+        "| model | trainable parameters (63 x 250) | (17 x 250) | description | original source |",
+        "|---|---:|---:|---|---|",
     ]
     for row in rows:
         lines.append(
-            f"| {row['model']} | {int(row['parameters_63x250']):,} | {row['description']} | {row['source']} |"
+            f"| {row['model']} | {int(row['parameters_63x250']):,} | {int(row['parameters_17x250']):,} "
+            f"| {row['description']} | {row['source']} |"
         )
     return "\n".join(lines)
 

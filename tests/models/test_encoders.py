@@ -10,7 +10,7 @@ from eegdecode.models import build_encoder, count_parameters, list_encoders, res
 
 SHAPES = [(63, 250), (17, 250), (17, 100), (271, 201)]
 SUBJECT_MODELS = ["NervformerV2", "ATMS_50"]
-PAPER_MODELS = ["NervformerV2", "NervformerV1", "MUSE_EEG", "ATMS_50", "NICE_EEG"]
+PAPER_MODELS = ["NervformerV2", "NervformerV1", "MUSE_EEG", "ATMS_50", "NICE_EEG", "EEGProject", "TSConv"]
 
 pytestmark = pytest.mark.filterwarnings("ignore:This model has only been tested:UserWarning")
 
@@ -35,6 +35,8 @@ def test_registry_lists_the_required_names():
         "MUSE_EEG",
         "ATMS_50",
         "NICE_EEG",
+        "EEGProject",
+        "TSConv",
         "EEGNet",
         "ShallowFBCSPNet",
         "EEGConformer",
@@ -54,6 +56,9 @@ def test_registry_lists_the_required_names():
         ("nice", "NICE_EEG"),
         ("muse", "MUSE_EEG"),
         ("eegnetv4", "EEGNet"),
+        ("eegproject", "EEGProject"),
+        ("EEG_Project", "EEGProject"),
+        ("tsconv", "TSConv"),
         ("Ridge", "ridge"),
     ],
 )
@@ -97,6 +102,8 @@ EXPECTED_PARAMETERS = {
     "MUSE_EEG": 2_571_633,
     "ATMS_50": 2_970_202,
     "NICE_EEG": 2_630_913,
+    "EEGProject": 17_180_673,  # 15,750 x 1024 + 1024, residual 1,049,600, LayerNorm 2,048, logit scale
+    "TSConv": 2_630_913,  # NICE_EEG's network, flattened in another order
     "EEGNet": 1_186_833,  # = the original EEGNetv4_Encoder (braindecode 0.8.1)
     "ShallowFBCSPNet": 886_845,  # = the original ShallowFBCSPNet_Encoder (its log-softmax has no parameters)
     "EEGConformer": 1_945_705,  # original 635,273 minus the 1760-256-32-1024 head plus Linear(1760 -> 1024)

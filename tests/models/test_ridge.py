@@ -118,3 +118,89 @@ def test_bad_fit_arguments_are_explained():
         model.fit(x, y, x[:, :1], y)
     with pytest.raises(ValueError, match="time_bin"):
         RidgeEncoder(2, 6, 3, time_bin=7)
+
+
+def _relative(a, b) -> float:
+    return float(np.linalg.norm(np.asarray(a, dtype=np.float64) - b) / np.linalg.norm(b))
+
+
+@pytest.mark.parametrize("n_train", [30, 90])  # fewer and more trials than the 48 features
+def test_dual_and_primal_solvers_give_the_same_fit_and_the_same_alpha(n_train):
+    rng = np.random.default_rng(4)
+    mixing = rng.standard_normal((5, 48))
+    x = (rng.standard_normal((n_train, 5)) @ mixing + 3 * rng.standard_normal((n_train, 48))).astype(
+        np.float32
+    )
+    y = rng.standard_normal((n_train, 5)).astype(np.float32)
+    xv, yv = x[:12] + rng.standard_normal((12, 48)).astype(np.float32), y[:12]
+
+    def fit(solver, **options):
+        model = RidgeEncoder(4, 12, 5)
+        return model.fit(
+            x.reshape(-1, 4, 12), y, xv.reshape(-1, 4, 12), yv, chunk_size=7, solver=solver, **options
+        )
+
+    def exact(alpha):  # float64 closed form on the standardised features
+        z = (x - x.mean(axis=0, dtype=np.float64)) / x.std(axis=0, dtype=np.float64)
+        centred = y - y.mean(axis=0, dtype=np.float64)
+        return np.linalg.solve(z.T @ z / n_train + alpha * np.eye(48), z.T @ centred / n_train)
+
+    # At a moderate alpha the two forms agree to float32 accuracy.
+    primal, dual = fit("primal", alphas=[1.0]), fit("dual", alphas=[1.0])
+    assert _relative(dual.coef, primal.coef.double().numpy()) < 1e-6
+    assert _relative(dual.coef, exact(1.0)) < 1e-6
+    # Over the default grid: the same validation scores, hence the same alpha, and the same solution there
+    # (both within float32 rounding, amplified by the conditioning at small alpha, of the float64 one).
+    primal, dual = fit("primal"), fit("dual")
+    assert primal.fit_report_["alpha"] == dual.fit_report_["alpha"]
+    assert primal.fit_report_["val_top1"] == dual.fit_report_["val_top1"]
+    np.testing.assert_allclose(dual.fit_report_["val_mse"], primal.fit_report_["val_mse"], rtol=1e-5)
+    reference = exact(primal.fit_report_["alpha"])
+    assert _relative(primal.coef, reference) < 5e-6
+    assert _relative(dual.coef, reference) < 5e-6
+    assert (primal.fit_report_["solver"], dual.fit_report_["solver"]) == ("primal", "dual")
+    assert fit("auto", alphas=[1.0]).fit_report_["solver"] == ("dual" if n_train < 48 else "primal")
+
+
+def test_an_unknown_solver_is_refused():
+    rng = np.random.default_rng(5)
+    x, y = _linear_problem(rng, 10)
+    with pytest.raises(ValueError, match=r"solver: 'svd'; allowed values are \['auto', 'primal', 'dual'\]"):
+        RidgeEncoder(2, 6, 3).fit(x, y, x, y, solver="svd")
+
+
+_TINY_FIT = """
+import resource, time, numpy as np, torch
+from eegdecode.models.ridge import RidgeEncoder
+class Lazy:  # rows read by slices only, as the trainer's lazy trial view
+    def __init__(self, a): self.a, self.shape = a, a.shape
+    def __len__(self): return len(self.a)
+    def __getitem__(self, sl): return self.a[sl]
+rng = np.random.default_rng(0)
+x = rng.standard_normal((960, 63, 250), dtype=np.float32).astype(np.float16)
+y = rng.standard_normal((960, 1024), dtype=np.float32)
+xv, yv = x[:24].astype(np.float32), y[:24]
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+model = RidgeEncoder(63, 250, 1024).fit(Lazy(x), y, xv, yv)
+print(time.perf_counter() - start, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024,
+      model.fit_report_["solver"])
+"""
+
+
+def test_the_default_fits_a_tiny_preset_sized_subject_in_seconds():
+    # 960 trials x 15,750 features (the simulator's `tiny` preset at time_bin=1): the primal form would need a
+    # 15,750 x 15,750 eigendecomposition (over 10 minutes, ~4 GB); the dual one takes seconds and little memory.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", _TINY_FIT], env=env, capture_output=True, text=True, timeout=300, check=True
+    )
+    seconds, extra_mib, solver = done.stdout.split()
+    assert solver == "dual"
+    assert float(seconds) < 60
+    assert float(extra_mib) < 1024  # peak resident memory added by the fit (the primal needs ~4 GB)

@@ -21,6 +21,14 @@ def test_every_encoder_is_described():
 
 def test_markdown_table_has_one_row_per_encoder_with_thousands_separators():
     table = summary_markdown(
-        [{"model": "X", "parameters_63x250": 1234567, "description": "d", "source": "s"}]
+        [
+            {
+                "model": "X",
+                "parameters_63x250": 1234567,
+                "parameters_17x250": 4321,
+                "description": "d",
+                "source": "s",
+            }
+        ]
     )
-    assert table.splitlines()[-1] == "| X | 1,234,567 | d | s |"
+    assert table.splitlines()[-1] == "| X | 1,234,567 | 4,321 | d | s |"
