@@ -37,10 +37,12 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from eegdecode.models import list_encoders
+
     p.add_argument("--config", help="YAML/JSON file of training options (flags override it)")
     p.add_argument(
         "--model",
-        help="encoder name (NervformerV2, NervformerV1, MUSE_EEG, ATMS_50, NICE_EEG, EEGNet, ShallowFBCSPNet, EEGConformer, ridge)",
+        help="encoder name: " + ", ".join(list_encoders()) + " (case-insensitive; aliases accepted)",
     )
     add_data_arguments(p)
     p.add_argument("--subject", nargs="*", help="subjects (1 2 or sub-01); default: all found")
