@@ -47,7 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=sorted(PRESETS),
         help="size: tiny (tests), small (demo), full (real sizes); the count options below override it",
     )
-    p.add_argument("--subjects", type=int, default=1, help="number of subjects (sub-01 ... sub-NN)")
+    p.add_argument(
+        "--subjects", type=int, default=1, metavar="N", help="number of subjects (sub-01 ... sub-NN)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--dtype",
@@ -71,17 +73,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "brainvision = source_data/.../*.vhdr, both",
     )
     counts = p.add_argument_group("custom counts (override the preset)")
-    counts.add_argument("--train-concepts", type=int, help="training concepts (full: 1654)")
-    counts.add_argument("--images-per-concept", type=int, help="training images per concept (full: 10)")
+    counts.add_argument("--train-concepts", type=int, metavar="N", help="training concepts (full: 1654)")
+    counts.add_argument(
+        "--images-per-concept", type=int, metavar="N", help="training images per concept (full: 10)"
+    )
     counts.add_argument(
         "--train-reps",
         type=int,
+        metavar="N",
         help="repetitions per training image (full: 4; with --raw the default is 4, and it must be even)",
     )
-    counts.add_argument("--test-concepts", type=int, help="test concepts, one image each (full: 200; >= 2)")
+    counts.add_argument(
+        "--test-concepts", type=int, metavar="N", help="test concepts, one image each (full: 200; >= 2)"
+    )
     counts.add_argument(
         "--test-reps",
         type=int,
+        metavar="N",
         help="repetitions per test image (full: 80; with --raw the default is 80, and it must be a multiple of 4)",
     )
     p.add_argument("--no-images", action="store_true", help="skip writing the JPEG image set")

@@ -105,7 +105,8 @@ def resolve_preset(preset: str | Preset) -> tuple[str, Preset]:
 def custom_preset(preset: str | Preset = "tiny", **counts: int | None) -> tuple[str, Preset]:
     """A preset with some counts replaced (``n_train_concepts=10, n_test_reps=80``; ``None`` keeps the preset's).
 
-    Returns ``(name, Preset)``: the preset's own name when nothing changed, else ``"<name>+custom"``.
+    Returns ``(name, Preset)``: the preset's own name when nothing changed, else ``"custom"`` (the name
+    :func:`simulate_dataset` records for a :class:`Preset` it is given).
     """
     from dataclasses import fields, replace
 
@@ -117,7 +118,7 @@ def custom_preset(preset: str | Preset = "tiny", **counts: int | None) -> tuple[
     changes = {k: v for k, v in counts.items() if v is not None and v != getattr(base, k)}
     if not changes:
         return name, base
-    return ("custom" if name == "custom" else f"{name}+custom"), replace(base, **changes)
+    return "custom", replace(base, **changes)
 
 
 # Cortical sources: name -> (position relative to the sphere centre [m], orientation). x right, y front, z up.

@@ -136,42 +136,12 @@ def test_custom_counts_override_the_preset():
     from eegdecode.data.simulate import custom_preset
 
     name, p = custom_preset("tiny", n_train_concepts=3, n_test_reps=80, images_per_concept=None)
-    assert name == "tiny+custom" and p == Preset(3, 4, 4, 20, 80, 32)
+    assert name == "custom" and p == Preset(3, 4, 4, 20, 80, 32)
     assert custom_preset("tiny", n_train_reps=4) == ("tiny", PRESETS["tiny"])  # unchanged: the preset's name
     with pytest.raises(ValueError, match="Preset.n_test_concepts: expected an integer >= 2; found 1"):
         custom_preset("tiny", n_test_concepts=1)
     with pytest.raises(ValueError, match="Invalid count 'n_images'"):
         custom_preset("tiny", n_images=3)
-
-
-def test_100hz_layout_is_giffords_release_with_its_own_ceiling(tmp_path):
-    from eegdecode.data.cache import prepare_subject
-    from eegdecode.data.channels import POSTERIOR_17
-    from eegdecode.evaluation.ceiling import load_ceiling, simulate_with_ceiling
-
-    preset = Preset(6, 2, 2, 6, 10, 16)
-    simulate_with_ceiling(
-        tmp_path, preset, n_subjects=1, seed=1, layout="100hz", write_images=False, progress=False
-    )
-    paths = DatasetPaths(tmp_path, "100hz")
-    assert paths.subjects() == ["sub-01"] and not DatasetPaths(tmp_path).eeg_dir.exists()
-    test = read_preprocessed_file(paths.subject_dir(1) / "preprocessed_eeg_test.npy")
-    assert test.shape == (6, 10, 17, 100) and test.ch_names == list(POSTERIOR_17) and test.sfreq == 100.0
-    np.testing.assert_allclose(test.times[[0, 20, -1]], [-0.2, 0.0, 0.79])
-    assert 0.5 < float(test.data.std()) < 2.0
-    # Baseline-corrected before resampling: the 200 ms before onset average about zero in every trial.
-    assert abs(float(test.data[..., :20].mean(axis=-1).mean())) < 0.05
-    meta = prepare_subject(paths.subject_dir(1), paths.cache_dir(1), "float32")
-    assert meta["shapes"]["train"] == [12, 2, 17, 100]
-    # The ideal decoder works in the same 17 x 100 space: averaging repetitions beats single trials, well above
-    # chance, and ceiling.json holds that number.
-    world, desc = load_simulation(tmp_path)
-    subject = Subject(world, 0, desc["layout"])
-    assert subject.templates(world.test_latent).shape == (6, 17, 100)
-    averaged = float(np.mean(ceiling_scores(subject, test.data.mean(axis=1)).argmax(axis=1) == np.arange(6)))
-    single = ceiling_scores(subject, test.data.reshape(60, 17, 100)).argmax(axis=1)
-    assert averaged >= 0.5 and averaged > float(np.mean(single == np.repeat(np.arange(6), 10)))
-    assert load_ceiling(tmp_path, 1).scores[6].top1_mean == pytest.approx(averaged)
 
 
 BAD_OPTIONS = [

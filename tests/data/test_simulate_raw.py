@@ -148,27 +148,24 @@ def test_simulate_cli_writes_raw_recordings_that_preprocess(tmp_path, capsys):
     assert cache.train.shape == (6, 4, 63, 250) and cache.test.shape == (2, 80, 63, 250)
 
 
-def test_simulate_cli_100hz_layout_custom_repetitions_and_raw(tmp_path, capsys):
+def test_simulate_cli_100hz_layout_custom_counts_and_raw(tmp_path, capsys):
+    """Gifford's 100 Hz release from the command line, with its own ceiling, custom counts and raw output."""
     from eegdecode.data.cache import prepare_subject
     from eegdecode.data.paths import DatasetPaths
+    from eegdecode.data.simulate import Subject, ceiling_scores, load_simulation
+    from eegdecode.evaluation.ceiling import load_ceiling
 
     root = tmp_path / "sim"
-    args = [
-        "simulate",
-        "--out",
-        str(root),
-        *CLI_COUNTS,
-        "--train-reps",
-        "2",
-        "--test-reps",
-        "8",
-        "--no-images",
-    ]
-    assert main([*args, "--raw", "things", "--layout", "100hz"]) == 0
+    counts = [*CLI_COUNTS, "--test-concepts", "6", "--train-reps", "2", "--test-reps", "8"]
+    assert (
+        main(["simulate", "--out", str(root), *counts, "--no-images", "--raw", "things", "--layout", "100hz"])
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "--layout 100hz --train-reps 1 --test-reps 2" in printed  # the flags this design needs
     assert read_json(root / "simulation_raw.json")["design"]["test_reps_per_session"] == 2
-    assert read_json(root / "simulation.json")["layout"] == "100hz"
+    world, desc = load_simulation(root)
+    assert desc["layout"] == "100hz" and desc["preset"] == "custom" and desc["sfreq"] == 100.0
     # Gifford's release: preprocessed_data/, np.save of the dict (read with .item()), 17 channels, 100 samples.
     paths = DatasetPaths(root, "100hz")
     obj = np.load(paths.subject_dir(1) / "preprocessed_eeg_training.npy", allow_pickle=True).item()
@@ -176,11 +173,21 @@ def test_simulate_cli_100hz_layout_custom_repetitions_and_raw(tmp_path, capsys):
     assert obj["preprocessed_eeg_data"].shape == (6, 2, 17, 100) and obj["ch_names"] == list(POSTERIOR_17)
     np.testing.assert_allclose(obj["times"][[0, 20, -1]], [-0.2, 0.0, 0.79])
     assert not (root / "Preprocessed_data_250Hz").exists()
+    test = read_preprocessed_file(paths.subject_dir(1) / "preprocessed_eeg_test.npy")
+    assert test.shape == (6, 8, 17, 100) and test.sfreq == 100.0
+    assert 0.5 < float(test.data.std()) < 2.0  # whitened: noise of about unit variance
+    assert abs(float(test.data[..., :20].mean())) < 0.05  # baseline-corrected on the 200 ms before onset
     meta = prepare_subject(paths.subject_dir(1), paths.cache_dir(1), "float32")
-    assert meta["shapes"] == {"train": [6, 2, 17, 100], "test": [2, 8, 17, 100]} and meta["sfreq"] == 100.0
-    cache = open_cache(paths.cache_dir(1), "float32")
-    assert 0.5 < float(np.std(cache.train)) < 2.0  # whitened: noise of about unit variance
+    assert meta["shapes"] == {"train": [6, 2, 17, 100], "test": [6, 8, 17, 100]} and meta["sfreq"] == 100.0
+    np.testing.assert_allclose(open_cache(paths.cache_dir(1), "float32").test, test.data.astype(np.float32))
+    # The ideal decoder works in the same 17 x 100 space: averaging beats single trials, and ceiling.json agrees.
+    subject = Subject(world, 0, desc["layout"])
+    assert subject.templates(world.test_latent).shape == (6, 17, 100)
+    averaged = float(np.mean(ceiling_scores(subject, test.data.mean(axis=1)).argmax(axis=1) == np.arange(6)))
+    single = ceiling_scores(subject, test.data.reshape(48, 17, 100)).argmax(axis=1)
+    assert averaged >= 0.5 and averaged > float(np.mean(single == np.repeat(np.arange(6), 8)))
+    assert load_ceiling(root, 1).scores[6].top1_mean == pytest.approx(averaged)
     # The raw recordings through the preprocessing with the flags the command printed.
     res = preprocess_eeg_subject(root, tmp_path / "pre", 1, layout="100hz", n_sessions=4, train_reps=1, test_reps=2,
                                  cache=False)  # fmt: skip
-    assert res["shapes"] == {"train": [6, 2, 17, 100], "test": [2, 8, 17, 100]}
+    assert res["shapes"] == {"train": [6, 2, 17, 100], "test": [6, 8, 17, 100]}
