@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from eegdecode.data.simulate import LAYOUTS, PRESETS
+from eegdecode.errors import ConfigError
 
 log = logging.getLogger("eegdecode.simulate")
 
@@ -96,15 +97,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing simulated data set")
 
 
-class _OptionError(ValueError):
-    def __init__(self, option: str, expected: str, found: object):
-        super().__init__(f"{option}: expected {expected}; found {found}")
+def _option_error(option: str, expected: str, found: object) -> ConfigError:
+    return ConfigError(f"{option}: expected {expected}; found {found}")
 
 
 def resolve(args: argparse.Namespace) -> dict:
     """Check every option and work out the sizes and the raw design; nothing is written.
 
-    Raises ``_OptionError`` (a ValueError) naming the option, the expected and the found value, or
+    Raises :class:`eegdecode.errors.ConfigError` naming the option, the expected and the found value, or
     :class:`eegdecode.errors.OutputExistsError`.
     """
     from eegdecode.data.simulate import custom_preset
@@ -112,13 +112,13 @@ def resolve(args: argparse.Namespace) -> dict:
     from eegdecode.errors import OutputExistsError
 
     if args.subjects < 1:
-        raise _OptionError("--subjects", "an integer >= 1", args.subjects)
+        raise _option_error("--subjects", "an integer >= 1", args.subjects)
     raw = RAW_CHOICES[args.raw]
     values = {opt: getattr(args, opt[2:].replace("-", "_")) for opt in COUNT_OPTIONS}
     for opt, value in values.items():
         low = COUNT_OPTIONS[opt][1]
         if value is not None and value < low:
-            raise _OptionError(opt, f"an integer >= {low}", value)
+            raise _option_error(opt, f"an integer >= {low}", value)
     if raw:
         # The raw recordings follow the real design; the preprocessed release gets the same totals.
         design = RawDesign()
@@ -128,14 +128,14 @@ def resolve(args: argparse.Namespace) -> dict:
             values["--test-reps"] = design.test_reps_total
         per_train = RAW_SESSIONS // 2
         if values["--train-reps"] % per_train:
-            raise _OptionError(
+            raise _option_error(
                 "--train-reps",
                 f"a multiple of {per_train} with --raw (each training image is in {per_train} of the "
                 f"{RAW_SESSIONS} sessions)",
                 values["--train-reps"],
             )
         if values["--test-reps"] % RAW_SESSIONS:
-            raise _OptionError(
+            raise _option_error(
                 "--test-reps",
                 f"a multiple of {RAW_SESSIONS} with --raw (every test image is in all {RAW_SESSIONS} sessions)",
                 values["--test-reps"],
@@ -145,7 +145,7 @@ def resolve(args: argparse.Namespace) -> dict:
     if raw:
         n_train_images = preset.n_train_concepts * preset.images_per_concept
         if n_train_images < 2:
-            raise _OptionError(
+            raise _option_error(
                 "--train-concepts x --images-per-concept",
                 "at least 2 training images with --raw (two halves over the sessions)",
                 n_train_images,
@@ -153,7 +153,7 @@ def resolve(args: argparse.Namespace) -> dict:
         design = RawDesign.from_totals(preset.n_train_reps, preset.n_test_reps, RAW_SESSIONS)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        raise _OptionError("--out", "a folder", f"a file {out}")
+        raise _option_error("--out", "a folder", f"a file {out}")
     if not args.overwrite:
         for desc in ("simulation.json", "simulation_raw.json"):
             if (out / desc).exists():
@@ -162,11 +162,7 @@ def resolve(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        spec = resolve(args)
-    except _OptionError as exc:
-        print(f"eegdecode simulate: error: {exc}", file=sys.stderr)
-        return 2
+    spec = resolve(args)
     from eegdecode.evaluation.ceiling import simulate_with_ceiling
     from eegdecode.evaluation.kway import KWayResult, format_kway_table
 

@@ -186,7 +186,7 @@ def test_simulate_cli_100hz_layout_custom_counts_and_raw(tmp_path, capsys):
     averaged = float(np.mean(ceiling_scores(subject, test.data.mean(axis=1)).argmax(axis=1) == np.arange(6)))
     single = ceiling_scores(subject, test.data.reshape(48, 17, 100)).argmax(axis=1)
     assert averaged >= 0.5 and averaged > float(np.mean(single == np.repeat(np.arange(6), 8)))
-    assert load_ceiling(root, 1).scores[6].top1_mean == pytest.approx(averaged)
+    assert load_ceiling(root, 1)[0].scores[6].top1_mean == pytest.approx(averaged)
     # The raw recordings through the preprocessing with the flags the command printed.
     res = preprocess_eeg_subject(root, tmp_path / "pre", 1, layout="100hz", n_sessions=4, train_reps=1, test_reps=2,
                                  cache=False)  # fmt: skip
