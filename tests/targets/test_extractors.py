@@ -177,3 +177,84 @@ def test_hf_unsupported_models_are_refused(tmp_path, tiny_dinov2):
         from eegdecode.targets.extractors import source_provenance
 
         source_provenance(TargetSpec(f"hf:{tiny_dinov2}", weights="x.bin", text=False))
+
+
+def _save_hf(folder, model, processor):
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def test_siglip_and_clip_vision_hidden_states(tmp_path):
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+        SiglipImageProcessor,
+        SiglipVisionConfig,
+        SiglipVisionModel,
+    )
+
+    from eegdecode.targets.pooling import pool
+
+    small = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+             "image_size": 32, "patch_size": 8}  # fmt: skip
+    torch.manual_seed(3)
+    siglip = _save_hf(tmp_path / "siglip", SiglipVisionModel(SiglipVisionConfig(**small)),
+                      SiglipImageProcessor(size={"height": 32, "width": 32}))  # fmt: skip
+    clip = _save_hf(tmp_path / "clip", CLIPVisionModelWithProjection(CLIPVisionConfig(**small, projection_dim=16)),
+                    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}))  # fmt: skip
+    images = torch.randn(2, 3, 32, 32)
+
+    ext = HFExtractor(siglip)
+    assert ext.n_prefix == 0 and ext.block_modules()[1] == "vision_model.encoder.layers.1"
+    acts = ext(images, ["block:0", "embedding"])
+    with torch.no_grad():
+        out = SiglipVisionModel.from_pretrained(siglip).eval()(pixel_values=images, output_hidden_states=True)
+    assert acts["block:0"].shape == (2, 16, 32)  # no class token
+    torch.testing.assert_close(acts["block:0"], out.hidden_states[1])
+    torch.testing.assert_close(acts["embedding"], out.pooler_output)
+    torch.testing.assert_close(pool(acts["block:0"], "mean", 0), out.hidden_states[1].mean(dim=1))
+    with pytest.raises(ValueError, match="no class token"):
+        pool(acts["block:0"], "cls", ext.n_prefix)
+
+    ext = HFExtractor(clip)
+    acts = ext(images, ["block:1", "embedding"])
+    with torch.no_grad():
+        out = CLIPVisionModelWithProjection.from_pretrained(clip).eval()(
+            pixel_values=images, output_hidden_states=True
+        )
+    assert acts["embedding"].shape == (2, 16)  # the projected image embedding
+    torch.testing.assert_close(acts["embedding"], out.image_embeds)
+    torch.testing.assert_close(acts["block:1"], out.hidden_states[2])
+
+
+def test_open_clip_timm_tower_eva_blocks(tmp_path):
+    """EVA through open_clip is a timm tower: ``block:I`` hooks ``visual.trunk.blocks[I]``."""
+    from eegdecode.embeddings.clip_features import register_open_clip_config
+
+    name = "eegdecode-test-targets-eva"
+    cfg = {
+        "embed_dim": 24,
+        "vision_cfg": {"image_size": 224, "timm_model_name": "eva02_tiny_patch14_224",
+                       "timm_model_pretrained": False, "timm_pool": "token", "timm_proj": "linear"},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    }  # fmt: skip
+    (tmp_path / f"{name}.json").write_text(json.dumps(cfg))
+    register_open_clip_config(tmp_path / f"{name}.json")
+    torch.manual_seed(4)
+    torch.save(open_clip.create_model(name).state_dict(), tmp_path / "eva.bin")
+    ext = OpenClipExtractor(name, resolve_clip_weights(name, tmp_path / "eva.bin"))
+    assert ext.block_modules()[11] == "visual.trunk.blocks.11" and ext.n_prefix == 1
+    images = torch.randn(1, 3, 224, 224)
+    acts = ext(images, ["block:3", "embedding"])
+    trunk = ext.model.visual.trunk
+    with torch.no_grad():
+        x = trunk.patch_embed(images)
+        x, rope = trunk._pos_embed(x)
+        x = trunk.norm_pre(x)
+        for block in trunk.blocks[:4]:
+            x = block(x, rope=rope)
+    assert acts["block:3"].shape == (1, 257, 192)
+    torch.testing.assert_close(acts["block:3"], x)
+    torch.testing.assert_close(acts["embedding"], ext.model.encode_image(images))
