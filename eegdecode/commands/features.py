@@ -123,6 +123,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fail instead of rebuilding targets whose provenance changed",
     )
     targets.add_argument(
+        "--export",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also write the one computed array (one --layer, one --blur) as a feature store the trainer reads "
+        "today (`eegdecode train --features DIR`)",
+    )
+    targets.add_argument(
         "--list-layers",
         action="store_true",
         help="print the layers of the backbone (name, module, class, output shape) and exit",
@@ -191,6 +199,12 @@ def _list_layers(args: argparse.Namespace) -> int:
 def _run_targets(args: argparse.Namespace) -> int:
     from eegdecode.targets.compute import compute_targets
 
+    spec = _target_spec(args)
+    if args.export is not None and (len(spec.layers) != 1 or len(spec.blur) != 1):
+        raise ValueError(
+            f"Invalid value for --export: {str(args.export)!r}; it takes one --layer and one --blur variant, "
+            f"got layers {list(spec.layers)} and variants {list(spec.blur)}"
+        )
     image_set, _ = resolve_paths(args)
     root = args.out
     if root is None:
@@ -199,7 +213,7 @@ def _run_targets(args: argparse.Namespace) -> int:
     store = compute_targets(
         image_set,
         root,
-        _target_spec(args),
+        spec,
         device=args.device,
         batch_size=args.batch_size,
         splits=tuple(args.splits),
@@ -210,6 +224,11 @@ def _run_targets(args: argparse.Namespace) -> int:
     )
     log.info("target store: %s", store.folder)
     print(store.folder)
+    if args.export is not None:
+        layer = store.layer_names[spec.layers[0]]
+        store.export_features(args.export, layer, spec.pooling, spec.blur[0], force=args.force)
+        log.info("feature store for the trainer: %s", args.export)
+        print(args.export)
     return 0
 
 

@@ -10,6 +10,9 @@ call with the same spec, weights and images loads nothing and writes nothing. Wh
 - split level: the image-list digest and the image-files digest (names and sizes);
 - array level: present or not (a new layer, pooling or blur variant is computed alone).
 
+Layers named ``embedding`` or ``block:I`` with ``I >= 0`` are checked without loading the model; a negative index
+or a module name needs the model to be resolved, so it is loaded even when everything is cached.
+
 A model-level change rebuilds the whole store, a split-level change that split; with ``rebuild=False`` either
 raises :class:`~eegdecode.targets.store.StaleTargetsError` naming the field, the stored and the current value.
 """
@@ -32,6 +35,7 @@ from eegdecode.devices import resolve_device
 from eegdecode.embeddings.clip_features import _ImageFiles, precision_of, split_provenance
 from eegdecode.embeddings.store import SPLITS
 from eegdecode.errors import DataFormatError
+from eegdecode.io import write_json
 from eegdecode.targets.blur import BlurTransform, parse_variant
 from eegdecode.targets.extractors import build_extractor, source_provenance
 from eegdecode.targets.pooling import pool
@@ -219,6 +223,7 @@ def compute_targets(
     layers = list(spec.layers)
     if _needs_model_to_name(layers):
         layers = [get_extractor().resolve_layer(x) for x in layers]
+    store.layer_names = dict(zip(spec.layers, layers))
     layers = list(dict.fromkeys(layers))
     todo = {
         (s, v): [x for x in layers if not store.has(s, x, spec.pooling, v)] for s in splits for v in spec.blur
@@ -238,8 +243,6 @@ def compute_targets(
     if meta.get("transform") is None:
         meta.update(transform=ext.describe_transform(), software_all={"eegdecode": eegdecode.__version__,
                     "torch": torch.__version__, **prov["software"]})  # fmt: skip
-        from eegdecode.io import write_json
-
         write_json(store.sidecar, meta)
     for (s, variant), todo_layers in todo.items():
         image_split = images.split(s)

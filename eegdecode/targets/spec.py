@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -64,7 +65,9 @@ class TargetSpec:
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):
-        parse_backbone(self.backbone)
+        source, name = parse_backbone(self.backbone)
+        if source == "hf":  # one spelling per folder: hf:a/b/ and hf:./a/b name the same store
+            object.__setattr__(self, "backbone", f"hf:{os.path.normpath(name)}")
         layers = (self.layers,) if isinstance(self.layers, str) else tuple(self.layers)
         if not layers:
             raise ValueError("Invalid value for layers: []; give at least one layer (e.g. embedding)")

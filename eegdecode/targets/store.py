@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from eegdecode.embeddings.store import SPLITS, FeatureSet
-from eegdecode.errors import DataFormatError, MissingFileError, check_option
+from eegdecode.embeddings.store import SPLITS, FeatureSet, save_features
+from eegdecode.errors import DataFormatError, MissingFileError, OutputExistsError, check_option
 from eegdecode.io import read_json, save_npy, write_json
 from eegdecode.targets.blur import parse_variant
 from eegdecode.targets.pooling import pooling_slug
@@ -94,6 +94,8 @@ class TargetStore:
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
+        #: set by :func:`~eegdecode.targets.compute.compute_targets`: each layer as asked -> its canonical name
+        self.layer_names: dict[str, str] = {}
 
     @classmethod
     def for_spec(cls, root: str | Path, spec: TargetSpec) -> TargetStore:
@@ -255,6 +257,62 @@ class TargetStore:
             "store": str(self.folder),
         }
         return FeatureSet(image=image, text=txt, meta=fs_meta)
+
+    def export_features(
+        self,
+        out_dir: str | Path,
+        layer: str = "embedding",
+        pooling: str | None = None,
+        variant: str = "none",
+        text: str = "auto",
+        force: bool = False,
+    ) -> Path:
+        """Write one (layer, pooling, variant) of both splits as a feature store (``eegdecode-features/1``).
+
+        The result is a folder that ``load_features`` and the trainer read as they are (``--features out_dir``):
+        float32 image and text arrays (text as in :meth:`feature_set`) and a ``features.json`` whose ``target``
+        entry names the store and the array. An existing export of the same array is left as it is; another
+        feature store in ``out_dir`` is replaced only with ``force``.
+        """
+        out_dir = Path(out_dir)
+        sets = {
+            s: self.feature_set(s, layer, pooling, variant, text=text)
+            for s in SPLITS
+            if s in self.meta()["splits"]
+        }
+        if not sets:
+            raise MissingFileError(self.sidecar, "the target store holds no split to export")
+        target = {"store": str(self.folder), "key": array_key(next(iter(sets)), layer, pooling, variant)}
+        target["array"] = target["key"].split("/", 1)[1]
+        if (out_dir / "features.json").exists():
+            try:
+                old = read_json(out_dir / "features.json")
+            except ValueError:
+                old = {}
+            same = old.get("target", {}).get("array") == target["array"] and old.get("target", {}).get(
+                "created"
+            ) == {s: fs.meta["target"]["created"] for s, fs in sets.items()}
+            if same and not force:
+                return out_dir
+            if not force:
+                raise OutputExistsError(out_dir / "features.json", "--force")
+        meta = self.meta()
+        exported = {
+            "source": "targets",
+            "model": meta.get("backbone"),
+            "weights": meta.get("weights"),
+            "target": {
+                **target,
+                "created": {s: fs.meta["target"]["created"] for s, fs in sets.items()},
+                "text": {s: fs.meta["target"]["text"] for s, fs in sets.items()},
+                "entry": next(iter(sets.values())).meta["target"],
+            },  # fmt: skip
+            "splits": {s: meta["splits"][s] for s in sets},
+        }
+        # Without a sidecar the folder reads as "no store", never as a mix of old and new arrays.
+        (out_dir / "features.json").unlink(missing_ok=True)
+        save_features(out_dir, {s: (fs.image, fs.text) for s, fs in sets.items()}, exported)
+        return out_dir
 
     # -- writing -----------------------------------------------------------------------------------------------
     def reset(self, meta: dict[str, Any]) -> None:

@@ -76,3 +76,29 @@ def test_bad_target_options_fail_with_the_option_named(tiny_dinov2, image_root, 
         _run([*base, "--backbone", f"hf:{tiny_dinov2}", "--blur", "gaussian:4"])
     with pytest.raises(ValueError, match="Invalid value for backbone"):
         _run([*base, "--backbone", "timm:vit"])
+
+
+def test_export_gives_a_feature_store_the_trainer_reads(tiny_open_clip, image_root, tmp_path, capsys):
+    from eegdecode.embeddings.store import load_features
+    from eegdecode.errors import OutputExistsError
+
+    config = tiny_open_clip["folder"] / f"{VIT}.json"
+    argv = ["--open-clip-config", str(config), "--image-set", str(image_root), "--out", str(tmp_path / "targets"),
+            "--backbone", f"open_clip:{VIT}", "--clip-weights", str(tiny_open_clip["vit"]), "--layer", "block:-1",
+            "--blur", "gaussian:5", "--blur-size", "32", "--export", str(tmp_path / "features"), "--device", "cpu"]  # fmt: skip
+    assert _run(argv) == 0
+    store = TargetStore(capsys.readouterr().out.strip().splitlines()[-2])
+    train = load_features(tmp_path / "features", "train")
+    assert train.image.shape == (9, 32) and train.text.shape == (3, 32) and train.image.dtype == np.float32
+    np.testing.assert_array_equal(
+        train.image, store.image("train", "block:2", "cls", "gaussian:5").astype(np.float32)
+    )
+    assert train.meta["source"] == "targets" and train.meta["target"]["array"] == "block:2/cls/gaussian:5"
+    before = (tmp_path / "features" / "features.json").stat().st_mtime_ns
+    assert _run(argv) == 0  # the same array again: nothing rewritten
+    assert (tmp_path / "features" / "features.json").stat().st_mtime_ns == before
+    other = [*argv[:-4], "--pooling", "mean", *argv[-4:]]
+    with pytest.raises(OutputExistsError, match="--force"):
+        _run(other)
+    with pytest.raises(ValueError, match="one --layer and one --blur"):
+        _run([*argv, "--layer", "embedding"])

@@ -200,3 +200,25 @@ def test_store_refuses_bad_arrays_and_reads_damage(tmp_path):
     with pytest.raises(DataFormatError, match="unknown target store format"):
         store.meta()
     assert TargetStore(tmp_path / "nothing").arrays() == {}
+
+
+def test_spec_key_and_dict_round_trip(tiny_dinov2):
+    a = TargetSpec("hf:weights/dinov2-base/", text=False)
+    b = TargetSpec("hf:./weights/dinov2-base", text=False)
+    assert a.backbone == b.backbone == "hf:weights/dinov2-base" and a.key == b.key
+    assert a.key.startswith("hf_dinov2-base-")
+    spec = TargetSpec(
+        "open_clip:RN50", weights="w.bin", layers=["block:3", "embedding"], blur="ubp", pooling="mean"
+    )
+    assert spec.blur == ("fovea:45:3", "fovea:51:3", "fovea:57:3") and spec.layers == ("block:3", "embedding")
+    assert TargetSpec.from_dict(spec.to_dict()) == spec
+    assert TargetSpec("open_clip:RN50", weights="other.bin").key != spec.key
+    assert (
+        TargetSpec("open_clip:RN50", weights="w.bin", layers=("embedding",)).key == spec.key
+    )  # layers: arrays
+    with pytest.raises(ValueError, match="Invalid keys"):
+        TargetSpec.from_dict({"backbone": "open_clip:RN50", "layer": "x"})
+    with pytest.raises(ValueError, match="Invalid value for layers"):
+        TargetSpec("open_clip:RN50", layers=("block:x",))
+    with pytest.raises(ValueError, match="Invalid value for backbone"):
+        TargetSpec("RN50")
