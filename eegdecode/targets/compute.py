@@ -8,7 +8,8 @@ call with the same spec, weights and images loads nothing and writes nothing. Wh
   the digest of the model config (which fixes the evaluation transform), and the version of open_clip or
   transformers;
 - split level: the image-list digest and the image-files digest (names and sizes);
-- array level: present or not (a new layer, pooling or blur variant is computed alone).
+- array level: present or not (a new layer, pooling or blur variant is computed alone), and its blur parameters
+  (``blur_size``).
 
 Layers named ``embedding`` or ``block:I`` with ``I >= 0`` are checked without loading the model; a negative index
 or a module name needs the model to be resolved, so it is loaded even when everything is cached.
@@ -40,7 +41,7 @@ from eegdecode.targets.blur import BlurTransform, parse_variant
 from eegdecode.targets.extractors import build_extractor, source_provenance
 from eegdecode.targets.pooling import pool
 from eegdecode.targets.spec import TargetSpec
-from eegdecode.targets.store import FORMAT, StaleTargetsError, TargetStore, array_key, array_pooling
+from eegdecode.targets.store import FORMAT, StaleTargetsError, TargetStore, array_key
 
 log = logging.getLogger(__name__)
 
@@ -225,10 +226,19 @@ def compute_targets(
         layers = [get_extractor().resolve_layer(x) for x in layers]
     store.layer_names = dict(zip(spec.layers, layers))
     layers = list(dict.fromkeys(layers))
-    todo = {
-        (s, v): [x for x in layers if not store.has(s, x, spec.pooling, v)] for s in splits for v in spec.blur
-    }
-    todo = {k: v for k, v in todo.items() if v}
+    todo: dict[tuple[str, str], list[str]] = {}
+    for s in splits:
+        for v in spec.blur:
+            blur_prov = parse_variant(v).provenance(spec.blur_size)
+            for x in layers:
+                entry = store.arrays().get(array_key(s, x, spec.pooling, v))
+                if entry is not None and entry.get("blur") != blur_prov:
+                    stale(
+                        f"{array_key(s, x, spec.pooling, v)}: blur changed ({entry.get('blur')} -> {blur_prov})"
+                    )
+                    store.forget(array_key(s, x, spec.pooling, v))
+                if not store.has(s, x, spec.pooling, v):
+                    todo.setdefault((s, v), []).append(x)
     stored_text = store.meta().get("text", {})
     text_todo = [
         s for s in splits if spec.text and stored_text.get(s, {}).get("prompt_template") != prompt_template
@@ -263,4 +273,4 @@ def compute_targets(
     return store
 
 
-__all__ = ["RECIPE_VERSION", "compute_targets", "array_pooling"]
+__all__ = ["RECIPE_VERSION", "compute_targets"]

@@ -336,6 +336,14 @@ class TargetStore:
         for name in files:
             (self.folder / name).unlink(missing_ok=True)
 
+    def forget(self, key: str) -> None:
+        """Drop one array (sidecar first, then its file)."""
+        meta = self.meta()
+        entry = meta["arrays"].pop(key, None)
+        if entry is not None:
+            write_json(self.sidecar, meta)
+            (self.folder / entry["file"]).unlink(missing_ok=True)
+
     def set_split(self, split: str, provenance: dict[str, Any]) -> None:
         meta = self.meta()
         meta.setdefault("splits", {})[split] = provenance

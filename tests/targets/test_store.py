@@ -222,3 +222,20 @@ def test_spec_key_and_dict_round_trip(tiny_dinov2):
         TargetSpec("open_clip:RN50", layers=("block:x",))
     with pytest.raises(ValueError, match="Invalid value for backbone"):
         TargetSpec("RN50")
+
+
+def test_changed_blur_size_recomputes_the_blurred_arrays_only(tiny_open_clip, image_root, tmp_path):
+    spec = _spec(tiny_open_clip["vit"], blur_size=64, text=False)
+    store = _compute(image_root, tmp_path / "t", spec)
+    before = _mtimes(store.folder)
+    old = store.image("train", "block:1", "cls", "gaussian:9", mmap=False).copy()
+    resized = _spec(tiny_open_clip["vit"], blur_size=48, text=False)
+    with pytest.raises(StaleTargetsError, match="blur changed"):
+        _compute(image_root, tmp_path / "t", resized, rebuild=False)
+    _compute(image_root, tmp_path / "t", resized)
+    after = _mtimes(store.folder)
+    changed = {n for n in after if after[n] != before.get(n)} - {"targets.json"}
+    assert changed == {f"image__{s}__{layer}__{pool}__gaussian9.npy" for s in ("train", "test")
+                       for layer, pool in (("embedding", "none"), ("block1", "cls"))}  # fmt: skip
+    assert store.arrays()["train/block:1/cls/gaussian:9"]["blur"]["size"] == 48
+    assert np.abs(store.image("train", "block:1", "cls", "gaussian:9").astype(np.float32) - old).max() > 1e-4
