@@ -233,11 +233,13 @@ class OpenClipExtractor(Extractor):
         check_model(model_name)
         if weights is not None:
             model, preprocess, tokenizer = load_clip_model(model_name, weights, device)
-        else:  # random weights: enough to list layers
+        else:  # no weights: the architecture on the meta device, enough to list layers and shapes
             open_clip = _open_clip()
-            model, _, preprocess = open_clip.create_model_and_transforms(
-                model_name, pretrained=None, device=device
-            )
+            device = torch.device("meta")
+            with device:  # built on meta directly: no parameters are allocated
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    model_name, pretrained=None, device=device
+                )
             model.eval()
             tokenizer = open_clip.get_tokenizer(model_name)
         super().__init__(model, device)
@@ -464,7 +466,8 @@ def source_provenance(spec: TargetSpec, hash_weights: bool = False, hf_cache_dir
 
 
 def build_extractor(spec: TargetSpec, device: torch.device | str = "cpu", resolved=None, load_weights=True):
-    """The extractor of ``spec``; ``load_weights=False`` builds an open_clip model with random weights (listing)."""
+    """The extractor of ``spec``; ``load_weights=False`` builds an open_clip model without weights, on the meta
+    device (no memory, no values): enough for :meth:`Extractor.layers`, not for features."""
     if spec.source == "open_clip":
         if load_weights and resolved is None:
             resolved = source_provenance(spec)["_resolved"]
