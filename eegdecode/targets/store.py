@@ -171,6 +171,17 @@ class TargetStore:
             )
         return arr
 
+    def stack(
+        self, split: str, layer: str, pooling: str | None, variants, dtype: np.dtype = np.float32
+    ) -> np.ndarray:
+        """The arrays of several variants stacked ``(n_variants, n_images, dim)``, e.g. the blur levels a
+        :class:`~eegdecode.targets.chooser.BlurChooser` picks from (``torch.as_tensor(stack).to(device)``)."""
+        from eegdecode.targets.blur import expand_variants
+
+        return np.stack(
+            [np.asarray(self.image(split, layer, pooling, v), dtype=dtype) for v in expand_variants(variants)]
+        )
+
     def text(self, split: str, mmap: bool = True) -> np.ndarray | None:
         """The concept prompt features of ``split`` (``None`` when the store has none)."""
         entry = self.meta().get("text", {}).get(split)

@@ -239,3 +239,17 @@ def test_changed_blur_size_recomputes_the_blurred_arrays_only(tiny_open_clip, im
                        for layer, pool in (("embedding", "none"), ("block1", "cls"))}  # fmt: skip
     assert store.arrays()["train/block:1/cls/gaussian:9"]["blur"]["size"] == 48
     assert np.abs(store.image("train", "block:1", "cls", "gaussian:9").astype(np.float32) - old).max() > 1e-4
+
+
+def test_stack_of_blur_levels_for_the_chooser(tiny_open_clip, image_root, tmp_path):
+    from eegdecode.targets.chooser import BlurChooser
+
+    spec = _spec(tiny_open_clip["vit"], layers=("embedding",), blur=("ubp:5:2",), blur_size=32, text=False)
+    store = _compute(image_root, tmp_path / "t", spec)
+    stack = store.stack("train", "embedding", None, "ubp:5:2")
+    assert stack.shape == (3, 9, 24) and stack.dtype == np.float32
+    np.testing.assert_array_equal(stack[2], store.image("train", variant="fovea:7:3").astype(np.float32))
+    chooser = BlurChooser(9, 3, rule="uncertainty")
+    rows = torch.tensor([0, 4, 8])
+    picked = chooser.select(torch.as_tensor(stack), rows, chooser.choose(rows))
+    torch.testing.assert_close(picked, torch.as_tensor(stack[1, [0, 4, 8]]))
