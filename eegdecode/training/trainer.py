@@ -15,11 +15,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +29,12 @@ from tqdm.auto import tqdm
 
 from eegdecode import __version__, faults
 from eegdecode.data.datasets import (
-    DataOptions,
     Fold,
     SubjectData,
     TrialDataset,
     averaged_eeg,
     image_concepts_from_counts,
     images_of,
-    make_loader,
     split_concepts,
 )
 from eegdecode.data.image_set import check_eeg_against_image_set, open_image_set
@@ -50,91 +47,14 @@ from eegdecode.evaluation.kway import kway_accuracy, standard_ks
 from eegdecode.io import atomic_path, json_line, read_json, write_json
 from eegdecode.models import build_encoder, resolve_encoder_name
 from eegdecode.training import preflight
+from eegdecode.training.batches import make_batch_source
 from eegdecode.training.checkpoint import load_checkpoint, save_checkpoint, tidy_checkpoint
+from eegdecode.training.config import TrainConfig
 from eegdecode.training.losses import build_loss
 from eegdecode.training.runs import check_run_dir, prepare_run_dir, resume_changes
+from eegdecode.training.step import TrainStep, _dist, lr_lambda, make_optimizer
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run; written in full to ``config.json``."""
-
-    model: str = "NervformerV2"
-    model_options: dict[str, Any] = field(default_factory=dict)
-    features: str = "reference"
-    epochs: int = 40
-    batch_size: int = 1024
-    lr: float = 3e-4
-    weight_decay: float = 0.01
-    warmup_epochs: float = 0.0
-    cosine: bool = False
-    grad_clip: float | None = None
-    loss: str = "retrieval"
-    loss_options: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
-    early_stopping: int | None = None
-    val_k: int = 200
-    eval_draws: int = 100
-    eval_test_every_epoch: bool = False
-    num_workers: int = 0
-    wandb: bool = False
-    data: DataOptions = field(default_factory=DataOptions)
-
-    def __post_init__(self) -> None:
-        """Check every option before any work: one :class:`ConfigError` naming the option, value and range."""
-        resolve_encoder_name(self.model)
-        build_loss(self.loss, **self.loss_options)
-        positive_ints = {"epochs": self.epochs, "batch_size": self.batch_size, "val_k": self.val_k,
-                         "eval_draws": self.eval_draws}  # fmt: skip
-        for name, value in positive_ints.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"Invalid value for {name}: {value!r}; expected a positive integer")
-        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"Invalid value for lr: {self.lr!r}; expected a positive number")
-        for name in ("weight_decay", "warmup_epochs"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-                raise ConfigError(f"Invalid value for {name}: {value!r}; expected a number >= 0")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ConfigError(f"Invalid value for grad_clip: {self.grad_clip!r}; expected a positive number")
-        if self.early_stopping is not None and (
-            not isinstance(self.early_stopping, int) or self.early_stopping < 1
-        ):
-            raise ConfigError(
-                f"Invalid value for early_stopping: {self.early_stopping!r}; expected a positive number of epochs"
-            )
-        if self.num_workers < 0:
-            raise ConfigError(f"Invalid value for num_workers: {self.num_workers!r}; expected >= 0")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["model"] = resolve_encoder_name(self.model)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        d = dict(d)
-        data = d.pop("data", {}) or {}
-        if isinstance(data, dict):
-            if data.get("time_window") is not None:
-                data["time_window"] = tuple(data["time_window"])
-            if isinstance(data.get("channels"), list):
-                data["channels"] = tuple(data["channels"])
-            data_keys = {f.name for f in dataclasses.fields(DataOptions)}
-            if set(data) - data_keys:
-                raise ConfigError(
-                    f"unknown data options {sorted(set(data) - data_keys)}; known options are {sorted(data_keys)}"
-                )
-            data = DataOptions(**data)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown training options {unknown}; known options are {sorted(known)}")
-        return cls(**d, data=data)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -148,46 +68,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _dist() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _gather(x: torch.Tensor) -> torch.Tensor:
-    """All-gather along the batch with gradients flowing back to every rank's own slice."""
-    _, world = _dist()
-    if world == 1:
-        return x
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(x), dim=0)
-
-
-def lr_lambda(warmup_steps: int, total_steps: int, cosine: bool):
-    def factor(step: int) -> float:
-        if warmup_steps and step < warmup_steps:
-            return (step + 1) / warmup_steps
-        if cosine:
-            progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-        return 1.0
-
-    return factor
-
-
 @torch.no_grad()
-def embed(model: torch.nn.Module, eeg: np.ndarray, subject_layer: int, device: torch.device, batch: int = 256,
+def embed(model: torch.nn.Module, eeg, subject_layer: int, device: torch.device, batch: int = 256,
           amp: bool = False) -> np.ndarray:  # fmt: skip
-    """Embeddings (n, dim) float32 of EEG (n, chans, times), all through the given subject layer."""
+    """Embeddings (n, dim) float32 of EEG (n, chans, times): a numpy array, or a tensor already on ``device``;
+    all through the given subject layer."""
     model.eval()
     out = []
     for start in range(0, len(eeg), batch):
-        x = torch.as_tensor(np.asarray(eeg[start : start + batch], dtype=np.float32), device=device)
+        chunk = eeg[start : start + batch]
+        x = (
+            chunk.float()
+            if isinstance(chunk, torch.Tensor)
+            else torch.as_tensor(np.asarray(chunk, dtype=np.float32))
+        )
+        x = x.to(device)
         sub = torch.full((len(x),), subject_layer, dtype=torch.long, device=device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
-            out.append(model(x, sub).float().cpu())
-    return torch.cat(out).numpy()
+            out.append(model(x, sub).float())
+    return torch.cat(out).cpu().numpy()
 
 
 class _TrialRows:
@@ -251,24 +150,36 @@ def load_fold_data(paths: DatasetPaths, fold: Fold, cfg: TrainConfig) -> FoldDat
     )  # fmt: skip
 
 
-def _validate(model, fd: FoldData, fold: Fold, cfg: TrainConfig, device, amp) -> dict[str, float]:
-    """Validation top-1/top-5 at k = min(val_k, n_val_images), averaged over training subjects."""
-    if fd.val_images.size < 2:
-        return {}
-    gallery = fd.train_feats.image[fd.val_images]
-    k = min(cfg.val_k, fd.val_images.size)
-    top1, top5 = [], []
-    for s in fd.train_subjects:
-        q = averaged_eeg(s, "train", fd.val_images)
-        res = kway_accuracy(embed(model, q, fold.subject_layer[s.name], device, amp=amp), gallery, ks=(k,),
-                            n_draws=20, seed=cfg.seed)  # fmt: skip
-        top1.append(res.scores[k].top1_mean)
-        if res.scores[k].top5_mean is not None:
-            top5.append(res.scores[k].top5_mean)
-    out = {"val_k": k, "val_top1": float(np.mean(top1))}
-    if top5:
-        out["val_top5"] = float(np.mean(top5))
-    return out
+class Validator:
+    """Validation top-1/top-5 at k = min(val_k, n_val_images) on held-out training concepts, averaged over the
+    training subjects; the queries (repetitions averaged) are read once and kept on the device."""
+
+    def __init__(self, fd: FoldData, fold: Fold, cfg: TrainConfig, device: torch.device):
+        self.enabled = fd.val_images.size >= 2
+        self.k = min(cfg.val_k, int(fd.val_images.size))
+        self.seed, self.amp, self.device = cfg.seed, cfg.amp and device.type == "cuda", device
+        if not self.enabled:
+            return
+        self.gallery = np.asarray(fd.train_feats.image)[fd.val_images]
+        self.queries = [
+            (fold.subject_layer[s.name], torch.from_numpy(averaged_eeg(s, "train", fd.val_images)).to(device))
+            for s in fd.train_subjects
+        ]
+
+    def __call__(self, model) -> dict[str, float]:
+        if not self.enabled:
+            return {}
+        top1, top5 = [], []
+        for layer, q in self.queries:
+            res = kway_accuracy(embed(model, q, layer, self.device, amp=self.amp), self.gallery, ks=(self.k,),
+                                n_draws=20, seed=self.seed)  # fmt: skip
+            top1.append(res.scores[self.k].top1_mean)
+            if res.scores[self.k].top5_mean is not None:
+                top5.append(res.scores[self.k].top5_mean)
+        out = {"val_k": self.k, "val_top1": float(np.mean(top1))}
+        if top5:
+            out["val_top5"] = float(np.mean(top5))
+        return out
 
 
 def evaluate_test(
@@ -411,36 +322,45 @@ def train_fold(
                          stop_after_epoch)  # fmt: skip
 
 
+#: the progress bar shows the loss every this many steps (reading it is a host synchronisation)
+PROGRESS_EVERY = 50
+
+
 def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Path, device, resolved,
                   last: dict | None, progress: bool, stop_after_epoch: int | None) -> dict[str, Any]:  # fmt: skip
-    """The epoch loop: train -> validate -> log -> checkpoint (``best`` by validation, ``last`` every epoch)."""
+    """The epoch loop: train (a batch source and a step) -> validate -> log -> checkpoint -> early stop."""
     rank, world = _dist()
-    loss_fn = build_loss(cfg.loss, **cfg.loss_options)
     dataset = TrialDataset(fd.train_subjects, fd.train_images, fd.image_concept,
-                           [fold.subject_layer[s.name] for s in fd.train_subjects], cfg.data.train_unit)  # fmt: skip
+                           [fold.subject_layer[s.name] for s in fd.train_subjects], cfg.data.train_unit,
+                           keep_dtype=True)  # fmt: skip
+    source = make_batch_source(cfg.batches, dataset, fd.train_feats.image, fd.train_feats.text, cfg.batch_size,
+                               cfg.seed, device, rank, world, drop_last=len(dataset) > cfg.batch_size)  # fmt: skip
     steps_per_epoch = max(1, len(dataset) // cfg.batch_size)
-    ddp_model = model
+    forward = model
     if world > 1:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(
+        forward = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.compile:
+        forward = torch.compile(forward)
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         lr_lambda(int(cfg.warmup_epochs * steps_per_epoch), cfg.epochs * steps_per_epoch, cfg.cosine),
     )
-    img_feats = torch.as_tensor(np.asarray(fd.train_feats.image), dtype=torch.float32)
-    txt_feats = torch.as_tensor(np.asarray(fd.train_feats.text), dtype=torch.float32)
     amp = cfg.amp and device.type == "cuda"
+    step = TrainStep(model, forward, build_loss(cfg.loss, **cfg.loss_options), optimizer, scheduler,
+                     cfg.grad_clip, amp)  # fmt: skip
+    validate = Validator(fd, fold, cfg, device) if rank == 0 else None
     ckpt = run_dir / "checkpoints"
     metrics_path, timing_path = run_dir / "metrics.jsonl", run_dir / "timing.jsonl"
-    start_epoch, best, best_epoch, bad_epochs, step = 0, -1.0, -1, 0, 0
+    start_epoch, best, best_epoch, bad_epochs = 0, -1.0, -1, 0
     if last is not None:
         info = load_checkpoint(
             ckpt, "last", model, optimizer, scheduler, restore_rng=True, map_location=device
         )
         start_epoch, best, best_epoch = info["epoch"] + 1, info["best_val"], info["best_epoch"]
-        bad_epochs, step = info["bad_epochs"], info["step"]
+        bad_epochs, step.count = info["bad_epochs"], info["step"]
         log.info("resuming %s after epoch %d", run_dir, info["epoch"])
     if rank == 0:  # rows and a best checkpoint written after the last checkpoint are redone below
         for path in (metrics_path, timing_path):
@@ -450,50 +370,30 @@ def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Pa
         for name in ("best", "last"):
             tidy_checkpoint(ckpt, name)
     wandb_run = _init_wandb(cfg, resolved, run_dir) if (cfg.wandb and rank == 0) else None
+    best_pending: tuple[dict, dict] | None = None  # best weights not yet written: (state on the device, info)
 
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
-        ddp_model.train()
-        # The batches depend only on (seed, epoch) and are the same for 1 or N processes (see EpochBatchSampler).
-        loader = make_loader(dataset, cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch, rank=rank, world=world,
-                             num_workers=cfg.num_workers, drop_last=len(dataset) > cfg.batch_size)  # fmt: skip
-        sums: dict[str, float] = {}
-        n_batches = 0
-        bar = tqdm(
-            loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or rank != 0, leave=False
-        )
-        for batch in bar:
-            x = batch["eeg"].to(device, non_blocking=True)
-            sub = batch["subject"].to(device)
-            img = img_feats[batch["image"]].to(device)
-            txt = txt_feats[batch["concept"]].to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                out = ddp_model(x, sub)
-            total, parts = loss_fn(_gather(out.float()), _gather(img), model.logit_scale, txt=_gather(txt))
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            n_batches += 1
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            bar.set_postfix(loss=f"{float(total.detach()):.3f}")
-        row: dict[str, Any] = {"epoch": epoch, "step": step, "lr": scheduler.get_last_lr()[0],
+        model.train()
+        bar = tqdm(total=len(source), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or rank != 0,
+                   leave=False)  # fmt: skip
+        for i, batch in enumerate(source.epoch(epoch)):
+            loss = step(batch)
+            if (i + 1) % PROGRESS_EVERY == 0:
+                bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.update()
+        bar.close()
+        row: dict[str, Any] = {"epoch": epoch, "step": step.count, "lr": scheduler.get_last_lr()[0],
                                "logit_scale": float(model.logit_scale.detach().exp())}  # fmt: skip
-        row.update({f"train_{k}": v / max(1, n_batches) for k, v in sums.items()})
+        row.update({f"train_{k}": v for k, v in step.epoch_means().items()})
         if rank == 0:
-            row.update(_validate(model, fd, fold, cfg, device, amp))
+            row.update(validate(model))
             if cfg.eval_test_every_epoch:
                 for sname, res in evaluate_test(model, fd, fold, cfg, device).items():
                     kmax = max(res.ks)
                     row[f"test_monitor_{sname}_top1_{kmax}way"] = res.scores[kmax].top1_mean
                 row["test_monitor_note"] = "test-set monitoring only; never used for model selection"
-        score = (
-            row.get("val_top1", float(epoch)) if rank == 0 else 0.0
-        )  # no validation split: keep the last epoch
+        score = row.get("val_top1", float(epoch)) if rank == 0 else 0.0  # no validation split: keep the last
         if world > 1:  # every rank must agree on "improved" and on early stopping
             box = [score]
             dist.broadcast_object_list(box, src=0)
@@ -503,21 +403,25 @@ def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Pa
             best, best_epoch, bad_epochs = score, epoch, 0
         else:
             bad_epochs += 1
+        stopping = bool(cfg.early_stopping and bad_epochs >= cfg.early_stopping)
         if rank == 0:
-            # Write order (each a fault-injection boundary): metrics line, best, last, timing line.
+            # Write order (each a fault-injection boundary): metrics line, then at checkpoint epochs best, last.
             _append_jsonl(metrics_path, row)
             faults.boundary("metrics")
-            info = {"epoch": epoch, "step": step, "best_val": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
-                    "model": resolved["model"], "config_sha": _digest(resolved)}  # fmt: skip
+            info = {"epoch": epoch, "step": step.count, "best_val": best, "best_epoch": best_epoch,
+                    "bad_epochs": bad_epochs, "model": resolved["model"], "config_sha": _digest(resolved)}  # fmt: skip
             if improved:
-                save_checkpoint(ckpt, "best", model, info)
-            save_checkpoint(ckpt, "last", model, info, optimizer, scheduler)
+                best_pending = ({k: v.detach().clone() for k, v in model.state_dict().items()}, info)
+            if (epoch + 1) % cfg.checkpoint_every == 0 or epoch == cfg.epochs - 1 or stopping:
+                if best_pending is not None:
+                    save_checkpoint(ckpt, "best", best_pending[0], best_pending[1])
+                    best_pending = None
+                save_checkpoint(ckpt, "last", model, info, optimizer, scheduler)
             seconds = time.perf_counter() - t0
-            _append_jsonl(
-                timing_path, {"epoch": epoch, "seconds": seconds, "samples_per_s": len(dataset) / seconds}
-            )
+            _append_jsonl(timing_path, {"epoch": epoch, "seconds": seconds, "samples_per_s": len(dataset) / seconds,
+                                        "batches": type(source).__name__})  # fmt: skip
             if wandb_run is not None:
-                wandb_run.log({**row, "seconds": seconds}, step=step)
+                wandb_run.log({**row, "seconds": seconds}, step=step.count)
             log.info(
                 "epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items() if isinstance(v, float)}
             )
@@ -525,7 +429,7 @@ def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Pa
             dist.barrier()
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             return {}
-        if cfg.early_stopping and bad_epochs >= cfg.early_stopping:
+        if stopping:
             log.info("early stopping after epoch %d (best epoch %d)", epoch + 1, best_epoch + 1)
             break
 
@@ -587,7 +491,7 @@ def _fit_closed_form(model, cfg, fd: FoldData, fold: Fold, run_dir: Path, device
     save_checkpoint(
         run_dir / "checkpoints", "best", model, {"epoch": 0, "model": resolved["model"], "fit_report": report}
     )
-    val = _validate(model, fd, fold, cfg, device, amp=False)
+    val = Validator(fd, fold, cfg, device)(model)
     selected_by = "closed form; penalty chosen on held-out training concepts"
     results = _results(model, fd, fold, cfg, device, resolved, 0, val.get("val_top1"), selected_by)
     write_json(run_dir / "results.json", results)
