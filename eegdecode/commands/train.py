@@ -77,6 +77,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-amp", action="store_true", help="disable bf16 autocast on CUDA")
     p.add_argument("--num-workers", type=int)
     p.add_argument(
+        "--batches",
+        choices=("auto", "device", "host"),
+        help="training EEG resident on the device (GPU, or RAM on CPU), gathered from the host cache, or auto "
+        "(device when it fits in half the free memory; the default); same batches either way",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="N",
+        help="write last/best every N epochs and at the end (default 5)",
+    )
+    p.add_argument(
+        "--compile", action="store_true", default=None, help="torch.compile the training forward pass"
+    )
+    p.add_argument(
         "--eval-test-every-epoch",
         action="store_true",
         default=None,
@@ -126,7 +141,8 @@ def build_config(args: argparse.Namespace, paths) -> TrainConfig:  # noqa: F821
     d = read_config_file(args.config)
     data = dict(d.pop("data", {}) or {})
     for key in ("model", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "cosine", "grad_clip", "loss",
-                "device", "early_stopping", "num_workers", "eval_test_every_epoch", "wandb", "features"):  # fmt: skip
+                "device", "early_stopping", "num_workers", "eval_test_every_epoch", "wandb", "features", "batches",
+                "checkpoint_every", "compile"):  # fmt: skip
         val = getattr(args, key, None)
         if val is not None:
             d[key] = val
