@@ -11,6 +11,11 @@ Options that change how fast a run goes but not what it computes (``batches``, `
 - ``checkpoint_every``: ``last`` (and ``best``, kept in memory meanwhile) are written every N epochs and at the
   end; a killed run resumes from the last one written and redoes the epochs after it, with the same result.
 - ``compile``: ``torch.compile`` the encoder's training forward pass.
+
+``target`` (optional) says what the EEG is aligned to, as a :class:`TargetPlan` mapping: the target spec
+(``backbone``, ``weights``, ``layers``, ``pooling``, ``blur``) and how training uses it (``combine``, ``blur_rule``,
+``blur_level``, ``eval_variant``, ``router``). Without it the feature store named by ``features`` is the target, as
+before. ``mmd_epochs``: epochs of SAMGA's coarse MMD stage before InfoNCE (router targets only).
 """
 
 from __future__ import annotations
@@ -27,6 +32,82 @@ from eegdecode.training.losses import build_loss
 
 #: values of ``TrainConfig.batches``
 BATCH_SOURCES = ("auto", "device", "host")
+#: how several target layers become one target (``target.combine``)
+COMBINES = ("concat", "router")
+#: how a training sample's blur variant is chosen (``target.blur_rule``); ``mean`` averages the variants' features
+BLUR_RULES = ("fixed", "random", "uncertainty", "mean")
+_TARGET_TRAINING_KEYS = {"combine", "blur_rule", "blur_level", "eval_variant", "router"}
+_ROUTER_KEYS = {"centre", "strength", "temperature", "subject_dropout", "mid_dim", "embed_dim"}
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    """``TrainConfig.target`` resolved: the :class:`~eegdecode.targets.spec.TargetSpec` (backbone, weights, layers,
+    pooling, blur variants) and how training uses it.
+
+    combine: ``concat`` (layer features side by side) or ``router`` (SAMGA's per-subject layer weighting with a
+      shared projector, :class:`~eegdecode.models.heads.MultiTargetHead`); a single layer is used as it is.
+    blur_rule: ``fixed`` (variant ``blur_level``, default the middle one), ``random`` (uniform per sample and step),
+      ``uncertainty`` (UBP's rule; three variants), ``mean`` (the variants' features averaged).
+    eval_variant: the variant of the validation and test galleries (default: the one ``fixed`` would use; for
+      ``mean``, the average).
+    router: options of the router head (``centre``, ``strength``, ``temperature``, ``subject_dropout``,
+      ``mid_dim``, ``embed_dim``).
+    """
+
+    spec: Any
+    combine: str = "concat"
+    blur_rule: str = "fixed"
+    blur_level: int | None = None
+    eval_variant: str | None = None
+    router: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TargetPlan:
+        from eegdecode.targets.spec import TargetSpec
+
+        if not isinstance(d, dict) or "backbone" not in d:
+            raise ConfigError(f"Invalid value for target: {d!r}; expected a mapping with at least a backbone")
+        training = {k: v for k, v in d.items() if k in _TARGET_TRAINING_KEYS}
+        try:
+            spec = TargetSpec.from_dict({k: v for k, v in d.items() if k not in _TARGET_TRAINING_KEYS})
+        except ValueError as err:
+            raise ConfigError(f"target: {err}") from None
+        plan = cls(spec, **training)
+        check_option("target.combine", plan.combine, COMBINES)
+        check_option("target.blur_rule", plan.blur_rule, BLUR_RULES)
+        n = len(spec.blur)
+        if plan.blur_rule == "uncertainty" and n != 3:
+            raise ConfigError(
+                f"target.blur_rule 'uncertainty' needs 3 blur variants (low, medium, high); found {n}"
+            )
+        if plan.blur_level is not None and not (
+            isinstance(plan.blur_level, int) and 0 <= plan.blur_level < n
+        ):
+            raise ConfigError(
+                f"Invalid value for target.blur_level: {plan.blur_level!r}; expected 0 .. {n - 1}"
+            )
+        if plan.eval_variant is not None:
+            from eegdecode.targets.blur import expand_variants
+
+            try:
+                (name,) = expand_variants([plan.eval_variant])
+            except ValueError as err:
+                raise ConfigError(f"target.eval_variant: {err}") from None
+            object.__setattr__(plan, "eval_variant", name)
+        unknown = sorted(set(plan.router) - _ROUTER_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"unknown target.router options {unknown}; known options are {sorted(_ROUTER_KEYS)}"
+            )
+        if plan.combine == "router" and len(spec.layers) < 2:
+            raise ConfigError("target.combine 'router' weights several layers; target.layers names one")
+        return plan
+
+    @property
+    def train_level(self) -> int:
+        """Index of the fixed (and default evaluation) variant."""
+        return len(self.spec.blur) // 2 if self.blur_level is None else self.blur_level
 
 
 @dataclass
@@ -57,6 +138,8 @@ class TrainConfig:
     batches: str = "auto"
     checkpoint_every: int = 5
     compile: bool = False
+    target: dict[str, Any] | None = None
+    mmd_epochs: int = 0
     data: DataOptions = field(default_factory=DataOptions)
 
     def __post_init__(self) -> None:
@@ -85,6 +168,18 @@ class TrainConfig:
         if self.num_workers < 0:
             raise ConfigError(f"Invalid value for num_workers: {self.num_workers!r}; expected >= 0")
         check_option("batches", self.batches, BATCH_SOURCES)
+        if self.target is not None:
+            TargetPlan.from_dict(self.target)
+        if (
+            isinstance(self.mmd_epochs, bool)
+            or not isinstance(self.mmd_epochs, int)
+            or not 0 <= self.mmd_epochs
+        ):
+            raise ConfigError(f"Invalid value for mmd_epochs: {self.mmd_epochs!r}; expected an integer >= 0")
+        if self.mmd_epochs and not (self.target and TargetPlan.from_dict(self.target).combine == "router"):
+            raise ConfigError(
+                "mmd_epochs (SAMGA's MMD stage) needs target.combine 'router' (its shared projector)"
+            )
         if (
             isinstance(self.checkpoint_every, bool)
             or not isinstance(self.checkpoint_every, int)
