@@ -5,7 +5,7 @@ a permutation seeded by ``(seed, epoch)``, the same for 1 or N processes), with 
 changes speed, not results:
 
 - :class:`DeviceBatches`: the fold's training EEG (channels and time window selected; single trials in the cache's
-  dtype, or repetition means in float32) and the targets are copied to the training device once; each batch is
+  dtype, or repetition means in float32) is copied to the training device once; each batch is
   gathered there by index (one indexing op per tensor, no host work, no host synchronisation). On CPU the
   "device" is RAM.
 - :class:`HostBatches`: each batch is gathered from the memory-mapped cache on the host (single trials kept in
@@ -34,25 +34,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Batch:
-    """One training batch on the device: EEG (float32), targets, and each sample's subject layer."""
+    """One training batch on the device: EEG (float32), each sample's subject layer, image index, and sample index
+    (its row in the training set, for per-sample state such as a blur level). Targets are gathered from the image
+    index by :class:`eegdecode.training.targets.TrainTargets`."""
 
     eeg: torch.Tensor
-    img: torch.Tensor
-    txt: torch.Tensor
     subject: torch.Tensor
     image: torch.Tensor
-
-
-class _Targets:
-    """Image and text targets on the device, gathered by image index."""
-
-    def __init__(self, img: np.ndarray, txt: np.ndarray, image_concept: np.ndarray, device: torch.device):
-        self.img = torch.as_tensor(np.asarray(img), dtype=torch.float32).to(device)
-        self.txt = torch.as_tensor(np.asarray(txt), dtype=torch.float32).to(device)
-        self.concept = torch.as_tensor(np.asarray(image_concept), dtype=torch.long).to(device)
-
-    def of(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.img[image], self.txt[self.concept[image]]
+    sample: torch.Tensor
 
 
 class DeviceBatches:
@@ -63,11 +52,11 @@ class DeviceBatches:
     x times`` float32 values.
     """
 
-    def __init__(self, dataset: TrialDataset, targets: _Targets, batch_size: int, seed: int, device: torch.device,
-                 rank: int = 0, world: int = 1, drop_last: bool = False, chunk: int = 256):  # fmt: skip
+    def __init__(self, dataset: TrialDataset, batch_size: int, seed: int, device: torch.device, rank: int = 0,
+                 world: int = 1, drop_last: bool = False, chunk: int = 256):  # fmt: skip
         self.n, self.batch_size, self.seed = len(dataset), batch_size, seed
         self.rank, self.world, self.drop_last = rank, world, drop_last
-        self.targets, self.device, self.unit = targets, device, dataset.unit
+        self.device, self.unit = device, dataset.unit
         self.n_images = dataset.image_concept.size
         self.index = torch.as_tensor(dataset.index, device=device)
         self.layer = torch.as_tensor(dataset.layers, dtype=torch.long, device=device)
@@ -100,13 +89,12 @@ class DeviceBatches:
         order = torch.as_tensor(np.concatenate(batches), device=self.device)
         start = 0
         for b in batches:
-            rows = self.index[order[start : start + len(b)]]
+            sample = order[start : start + len(b)]
             start += len(b)
-            subject, image, rep = rows.unbind(1)
+            subject, image, rep = self.index[sample].unbind(1)
             flat = subject * self.n_images + image
             eeg = self.data[flat, rep] if self.unit == "trial" else self.data[flat]
-            img, txt = self.targets.of(image)
-            yield Batch(eeg.float(), img, txt, self.layer[subject], image)
+            yield Batch(eeg.float(), self.layer[subject], image, sample)
 
 
 def _resident(subject: SubjectData, unit: str, device: torch.device, chunk: int) -> torch.Tensor:
@@ -132,9 +120,9 @@ def _resident(subject: SubjectData, unit: str, device: torch.device, chunk: int)
 class HostBatches:
     """Batches gathered from the memory-mapped cache on the host, one batch ahead in a background thread."""
 
-    def __init__(self, dataset: TrialDataset, targets: _Targets, batch_size: int, seed: int, device: torch.device,
-                 rank: int = 0, world: int = 1, drop_last: bool = False, prefetch: int = 2):  # fmt: skip
-        self.dataset, self.targets, self.device = dataset, targets, device
+    def __init__(self, dataset: TrialDataset, batch_size: int, seed: int, device: torch.device, rank: int = 0,
+                 world: int = 1, drop_last: bool = False, prefetch: int = 2):  # fmt: skip
+        self.dataset, self.device = dataset, device
         self.batch_size, self.seed, self.rank, self.world, self.drop_last = (
             batch_size,
             seed,
@@ -156,17 +144,17 @@ class HostBatches:
 
     def _read(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         items = self.dataset.__getitems__(idx)
+        items["sample"] = torch.from_numpy(np.asarray(idx, dtype=np.int64))
         if self.pin:
             items = {k: v.pin_memory() for k, v in items.items()}
         return items
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
         for items in _background((self._read(b) for b in self._batches(epoch)), self.prefetch):
-            eeg = items["eeg"].to(self.device, non_blocking=True).float()
-            image = items["image"].to(self.device, non_blocking=True)
-            subject = items["subject"].to(self.device, non_blocking=True)
-            img, txt = self.targets.of(image)
-            yield Batch(eeg, img, txt, subject, image)
+            to = {
+                k: items[k].to(self.device, non_blocking=True) for k in ("eeg", "subject", "image", "sample")
+            }
+            yield Batch(to["eeg"].float(), to["subject"], to["image"], to["sample"])
 
 
 def _background(items: Iterator, depth: int) -> Iterator:
@@ -215,10 +203,9 @@ def _free_bytes(device: torch.device) -> int:
         return 0
 
 
-def make_batch_source(kind: str, dataset: TrialDataset, img: np.ndarray, txt: np.ndarray, batch_size: int, seed: int,
-                      device: torch.device, rank: int = 0, world: int = 1, drop_last: bool = False):  # fmt: skip
-    """The batch source ``kind`` (``auto`` | ``device`` | ``host``) over ``dataset`` with targets on ``device``."""
-    targets = _Targets(img, txt, dataset.image_concept, device)
+def make_batch_source(kind: str, dataset: TrialDataset, batch_size: int, seed: int, device: torch.device,
+                      rank: int = 0, world: int = 1, drop_last: bool = False):  # fmt: skip
+    """The batch source ``kind`` (``auto`` | ``device`` | ``host``) over ``dataset``."""
     if kind == "auto":
         need, free = DeviceBatches.nbytes(dataset), _free_bytes(device)
         kind = "device" if need <= free // 2 else "host"
@@ -226,4 +213,4 @@ def make_batch_source(kind: str, dataset: TrialDataset, img: np.ndarray, txt: np
             "batches: %s (training EEG %.2f GB, %.2f GB free on %s)", kind, need / 1e9, free / 1e9, device
         )
     cls = DeviceBatches if kind == "device" else HostBatches
-    return cls(dataset, targets, batch_size, seed, device, rank, world, drop_last)
+    return cls(dataset, batch_size, seed, device, rank, world, drop_last)

@@ -315,3 +315,20 @@ def build_loss(preset: str = "retrieval", **overrides: Any) -> EEGClipLoss:
     for name in overrides:
         check_option("loss override", name, allowed)
     return EEGClipLoss(**{**LOSS_PRESETS[preset], **overrides})
+
+
+def mmd_loss(
+    eeg: torch.Tensor, img: torch.Tensor, logit_scale=None, txt: torch.Tensor | None = None, **_: object
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Squared maximum mean discrepancy between the batch's EEG and target embeddings (L2-normalised), with a
+    sum of Gaussian kernels at bandwidths 0.5, 1 and 2 times the median pairwise distance: the coarse,
+    distribution-level alignment stage SAMGA runs before InfoNCE (Jiang et al., arXiv 2604.17782). Same call
+    signature as :class:`EEGClipLoss` (``logit_scale`` and ``txt`` are ignored)."""
+    x, y = F.normalize(eeg.float(), dim=-1), F.normalize(img.float(), dim=-1)
+    z = torch.cat([x, y])
+    d2 = torch.cdist(z, z).pow(2)
+    scale = d2.detach().median().clamp_min(1e-6)
+    k = sum(torch.exp(-d2 / (f * scale)) for f in (0.5, 1.0, 2.0))
+    n = x.shape[0]
+    mmd = k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()
+    return mmd, {"mmd": mmd.detach(), "total": mmd.detach()}

@@ -49,10 +49,16 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, devic
 
 
 class TrainStep:
-    """``step(batch)`` trains on one :class:`~eegdecode.training.batches.Batch`; returns the loss (on the device)."""
+    """``step(batch)`` trains on one :class:`~eegdecode.training.batches.Batch`; returns the loss (on the device).
 
-    def __init__(self, model, forward, loss_fn, optimizer, scheduler, grad_clip: float | None, amp: bool):
-        self.model, self.forward, self.loss_fn = model, forward, loss_fn
+    ``targets`` (:class:`~eegdecode.training.targets.TrainTargets`) gives the batch its targets; a model with a
+    target side (router head) maps them into its space. ``loss_fn`` may be swapped between epochs (loss stages).
+    """
+
+    def __init__(
+        self, model, forward, targets, loss_fn, optimizer, scheduler, grad_clip: float | None, amp: bool
+    ):
+        self.model, self.forward, self.targets, self.loss_fn = model, forward, targets, loss_fn
         self.optimizer, self.scheduler, self.grad_clip, self.amp = optimizer, scheduler, grad_clip, amp
         self.count = 0
         self._keys: list[str] | None = None
@@ -60,20 +66,25 @@ class TrainStep:
         self._n = 0
 
     def __call__(self, batch) -> torch.Tensor:
-        device_type = batch.eeg.device.type
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.amp):
+        img, txt = self.targets.rows(batch)
+        with torch.autocast(batch.eeg.device.type, dtype=torch.bfloat16, enabled=self.amp):
             out = self.forward(batch.eeg, batch.subject)
-        total, parts = self.loss_fn(gather(out.float()), gather(batch.img), self.model.logit_scale,
-                                    txt=gather(batch.txt))  # fmt: skip
+        out = out.float()
+        if hasattr(self.model, "encode_targets"):
+            img = self.model.encode_targets(img, batch.subject)
+        total, parts = self.loss_fn(gather(out), gather(img), self.model.logit_scale,
+                                    txt=None if txt is None else gather(txt))  # fmt: skip
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         if self.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
-        if self._keys is None:
-            self._keys = sorted(parts)
-        vec = torch.stack([parts[k].double() for k in self._keys])
+        self.targets.observe(batch, out, img)
+        keys = sorted(parts)
+        if keys != self._keys:  # a new loss stage: new parts
+            self._keys, self._sums, self._n = keys, None, 0
+        vec = torch.stack([parts[k].double() for k in keys])
         self._sums = vec if self._sums is None else self._sums + vec
         self._n += 1
         self.count += 1

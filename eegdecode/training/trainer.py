@@ -46,13 +46,15 @@ from eegdecode.evaluation.ceiling import load_ceiling
 from eegdecode.evaluation.kway import kway_accuracy, standard_ks
 from eegdecode.io import atomic_path, json_line, read_json, write_json
 from eegdecode.models import build_encoder, resolve_encoder_name
+from eegdecode.models.heads import AlignedEncoder, MultiTargetHead, centred_layer_logits
 from eegdecode.training import preflight
 from eegdecode.training.batches import make_batch_source
 from eegdecode.training.checkpoint import load_checkpoint, save_checkpoint, tidy_checkpoint
-from eegdecode.training.config import TrainConfig
-from eegdecode.training.losses import build_loss
+from eegdecode.training.config import TargetPlan, TrainConfig
+from eegdecode.training.losses import build_loss, mmd_loss
 from eegdecode.training.runs import check_run_dir, prepare_run_dir, resume_changes
 from eegdecode.training.step import TrainStep, _dist, lr_lambda, make_optimizer
+from eegdecode.training.targets import TargetArrays, TrainTargets, load_target_arrays, target_space
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +123,22 @@ class FoldData:
     val_images: np.ndarray
     train_feats: Any
     test_feats: Any
+    targets: TargetArrays | None = None
 
 
 def load_fold_data(paths: DatasetPaths, fold: Fold, cfg: TrainConfig) -> FoldData:
-    """Open the fold's EEG and features, after every check that can be made before work starts (see
+    """Open the fold's EEG and targets, after every check that can be made before work starts (see
     :mod:`eegdecode.training.preflight`)."""
-    feats_dir = paths.features_dir(cfg.features) if not Path(cfg.features).is_dir() else Path(cfg.features)
-    train_feats = load_features(feats_dir, "train")
-    test_feats = load_features(feats_dir, "test")
+    if cfg.target is not None:
+        arrays = load_target_arrays(paths.root, TargetPlan.from_dict(cfg.target))
+        feats_dir, train_feats, test_feats = arrays.store, arrays.train, arrays.test
+    else:
+        feats_dir = (
+            paths.features_dir(cfg.features) if not Path(cfg.features).is_dir() else Path(cfg.features)
+        )
+        train_feats = load_features(feats_dir, "train")
+        test_feats = load_features(feats_dir, "test")
+        arrays = TargetArrays(train_feats, test_feats, None)
     train_subjects = [SubjectData.open(paths, s, cfg.data) for s in fold.train_subjects]
     test_subjects = [SubjectData.open(paths, s, cfg.data) for s in fold.test_subjects]
     images = open_image_set(paths.root)
@@ -146,7 +156,7 @@ def load_fold_data(paths: DatasetPaths, fold: Fold, cfg: TrainConfig) -> FoldDat
     train_c, val_c = split_concepts(train_feats.text.shape[0], cfg.data.val_fraction, cfg.data.val_seed)
     return FoldData(
         train_subjects, test_subjects, image_concept, images_of(train_c, image_concept), images_of(val_c, image_concept),
-        train_feats, test_feats,
+        train_feats, test_feats, arrays,
     )  # fmt: skip
 
 
@@ -160,7 +170,7 @@ class Validator:
         self.seed, self.amp, self.device = cfg.seed, cfg.amp and device.type == "cuda", device
         if not self.enabled:
             return
-        self.gallery = np.asarray(fd.train_feats.image)[fd.val_images]
+        self.rows = np.asarray(fd.train_feats.image)[fd.val_images]
         self.queries = [
             (fold.subject_layer[s.name], torch.from_numpy(averaged_eeg(s, "train", fd.val_images)).to(device))
             for s in fd.train_subjects
@@ -170,8 +180,9 @@ class Validator:
         if not self.enabled:
             return {}
         top1, top5 = [], []
+        gallery = target_space(model, self.rows, self.device)
         for layer, q in self.queries:
-            res = kway_accuracy(embed(model, q, layer, self.device, amp=self.amp), self.gallery, ks=(self.k,),
+            res = kway_accuracy(embed(model, q, layer, self.device, amp=self.amp), gallery, ks=(self.k,),
                                 n_draws=20, seed=self.seed)  # fmt: skip
             top1.append(res.scores[self.k].top1_mean)
             if res.scores[self.k].top5_mean is not None:
@@ -186,7 +197,9 @@ def evaluate_test(
     model, fd: FoldData, fold: Fold, cfg: TrainConfig, device, gallery: str = "image"
 ) -> dict[str, Any]:
     """k-way test results per test subject (queries averaged over ``cfg.data.test_reps`` repetitions)."""
-    gal = fd.test_feats.image if gallery == "image" else fd.test_feats.text
+    if gallery == "text" and fd.test_feats.text.shape[1] == 0:
+        raise ConfigError("this run's targets have no text side (router targets): use --gallery image")
+    gal = target_space(model, fd.test_feats.image, device) if gallery == "image" else fd.test_feats.text
     out = {}
     for s in fd.test_subjects:
         q = averaged_eeg(s, "test", n_reps=cfg.data.test_reps)
@@ -212,9 +225,10 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: torch.device
     keys = {f.name for f in dataclasses.fields(TrainConfig)}
     cfg = TrainConfig.from_dict({k: v for k, v in resolved.items() if k in keys})
     fold = Fold(**resolved["fold"])
-    options = {k: v for k, v in cfg.model_options.items() if k != "fit"}
-    model = build_encoder(cfg.model, resolved["n_chans"], resolved["n_times"], resolved.get("n_outputs", 1024),
-                          n_subjects=fold.n_subject_layers, **options).to(device)  # fmt: skip
+    shape = resolved.get("target_shape") or [resolved.get("n_outputs", 1024)]
+    model = build_model(cfg, resolved["n_chans"], resolved["n_times"], shape, fold.n_subject_layers).to(
+        device
+    )
     info = load_checkpoint(run_dir / "checkpoints", checkpoint, model, map_location=device)
     return resolved, cfg, fold, model, info
 
@@ -232,12 +246,41 @@ def _run_record(cfg: TrainConfig, fold: Fold, fd: FoldData, paths: DatasetPaths,
     s = fd.train_subjects[0]
     return {
         **cfg.to_dict(), "fold": dataclasses.asdict(fold), "n_chans": s.n_chans, "n_times": s.n_times,
-        "n_outputs": int(fd.train_feats.image.shape[1]), "ch_names": s.ch_names,
+        "n_outputs": int(fd.train_feats.image.shape[-1]), "ch_names": s.ch_names,
         "data_root": str(paths.root.resolve()), "release": paths.release,
         "n_train_images": int(fd.train_images.size), "n_val_images": int(fd.val_images.size),
         "n_parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
         "world_size": world, "eegdecode_version": __version__, "torch_version": torch.__version__,
+        **({"target_store": str(fd.targets.store), "target_text": fd.targets.train.meta["text"],
+            "target_shape": list(np.shape(fd.train_feats.image)[1:])} if cfg.target else {}),
     }  # fmt: skip
+
+
+def build_model(
+    cfg: TrainConfig, n_chans: int, n_times: int, target_shape, n_subjects: int
+) -> torch.nn.Module:
+    """The encoder of ``cfg.model`` (and, for router targets, the head around it: an AlignedEncoder).
+
+    ``target_shape``: ``(dim,)`` or ``(n_layers, dim)`` of one image's target.
+    """
+    options = {k: v for k, v in cfg.model_options.items() if k != "fit"}
+    dim = int(target_shape[-1])
+    encoder = build_encoder(cfg.model, n_chans, n_times, dim, n_subjects=n_subjects, **options)
+    plan = TargetPlan.from_dict(cfg.target) if cfg.target is not None else None
+    if plan is None or plan.combine != "router":
+        return encoder
+    if hasattr(encoder, "fit"):
+        raise ConfigError(f"{cfg.model} is fitted in closed form: router targets need a trained encoder")
+    if cfg.loss_options.get("w_txt", build_loss(cfg.loss).w_txt):
+        raise ConfigError("router targets have no text side: set loss_options w_txt to 0")
+    ids = [int(x.split(":")[1]) if x.startswith("block:") else i for i, x in enumerate(plan.spec.layers)]
+    r = plan.router
+    init = centred_layer_logits(ids, r.get("centre", ids[len(ids) // 2]), r.get("strength", 1.0))
+    head = MultiTargetHead(len(ids), dim, eeg_dim=dim, embed_dim=r.get("embed_dim", 512),
+                           mid_dim=r.get("mid_dim", 1024), n_subjects=n_subjects, init_logits=init,
+                           temperature=r.get("temperature", 1.0),
+                           subject_dropout=r.get("subject_dropout", 0.3))  # fmt: skip
+    return AlignedEncoder(encoder, head)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -280,9 +323,8 @@ def prepare_run(cfg: TrainConfig, paths: DatasetPaths, fold: Fold, run_dir: str 
     fd = load_fold_data(paths, fold, cfg)
     seed_everything(cfg.seed)
     name = resolve_encoder_name(cfg.model)
-    model = build_encoder(name, fd.train_subjects[0].n_chans, fd.train_subjects[0].n_times,
-                          fd.train_feats.image.shape[1], n_subjects=fold.n_subject_layers,
-                          **{k: v for k, v in cfg.model_options.items() if k != "fit"}).to(device)  # fmt: skip
+    model = build_model(cfg, fd.train_subjects[0].n_chans, fd.train_subjects[0].n_times,
+                        np.shape(fd.train_feats.image)[1:], fold.n_subject_layers).to(device)  # fmt: skip
     if hasattr(model, "fit") and len(fd.train_subjects) != 1:
         raise ConfigError(f"{name} is fitted per subject: use --protocol intra (found {fold.protocol})")
     ckpt = run_dir / "checkpoints"
@@ -322,6 +364,28 @@ def train_fold(
                          stop_after_epoch)  # fmt: skip
 
 
+def start_epoch_of(last: dict | None) -> int:
+    return 0 if last is None else last["epoch"] + 1
+
+
+class LossStages:
+    """The loss of each epoch: SAMGA's coarse MMD stage for ``cfg.mmd_epochs`` epochs, then the configured
+    contrastive loss with the head's shared projector frozen (router targets); just the configured loss otherwise.
+    Deterministic in the epoch, so a resumed run takes up the same stage."""
+
+    def __init__(self, cfg: TrainConfig, model: torch.nn.Module):
+        self.cfg, self.model = cfg, model
+        self.contrastive = build_loss(cfg.loss, **cfg.loss_options)
+
+    def loss(self, epoch: int):
+        return mmd_loss if epoch < self.cfg.mmd_epochs else self.contrastive
+
+    def begin(self, epoch: int):
+        if self.cfg.mmd_epochs and isinstance(self.model, AlignedEncoder):
+            self.model.head.shared.requires_grad_(epoch < self.cfg.mmd_epochs)
+        return self.loss(epoch)
+
+
 #: the progress bar shows the loss every this many steps (reading it is a host synchronisation)
 PROGRESS_EVERY = 50
 
@@ -333,8 +397,9 @@ def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Pa
     dataset = TrialDataset(fd.train_subjects, fd.train_images, fd.image_concept,
                            [fold.subject_layer[s.name] for s in fd.train_subjects], cfg.data.train_unit,
                            keep_dtype=True)  # fmt: skip
-    source = make_batch_source(cfg.batches, dataset, fd.train_feats.image, fd.train_feats.text, cfg.batch_size,
-                               cfg.seed, device, rank, world, drop_last=len(dataset) > cfg.batch_size)  # fmt: skip
+    source = make_batch_source(cfg.batches, dataset, cfg.batch_size, cfg.seed, device, rank, world,
+                               drop_last=len(dataset) > cfg.batch_size)  # fmt: skip
+    targets = TrainTargets(fd.targets, fd.image_concept, len(dataset), cfg.seed, device)
     steps_per_epoch = max(1, len(dataset) // cfg.batch_size)
     forward = model
     if world > 1:
@@ -349,7 +414,8 @@ def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Pa
         lr_lambda(int(cfg.warmup_epochs * steps_per_epoch), cfg.epochs * steps_per_epoch, cfg.cosine),
     )
     amp = cfg.amp and device.type == "cuda"
-    step = TrainStep(model, forward, build_loss(cfg.loss, **cfg.loss_options), optimizer, scheduler,
+    stages = LossStages(cfg, model)
+    step = TrainStep(model, forward, targets, stages.loss(start_epoch_of(last)), optimizer, scheduler,
                      cfg.grad_clip, amp)  # fmt: skip
     validate = Validator(fd, fold, cfg, device) if rank == 0 else None
     ckpt = run_dir / "checkpoints"
@@ -359,6 +425,7 @@ def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Pa
         info = load_checkpoint(
             ckpt, "last", model, optimizer, scheduler, restore_rng=True, map_location=device
         )
+        targets.load_state_dict(info["state"].get("targets", {}))
         start_epoch, best, best_epoch = info["epoch"] + 1, info["best_val"], info["best_epoch"]
         bad_epochs, step.count = info["bad_epochs"], info["step"]
         log.info("resuming %s after epoch %d", run_dir, info["epoch"])
@@ -375,6 +442,7 @@ def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Pa
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         model.train()
+        step.loss_fn = stages.begin(epoch)
         bar = tqdm(total=len(source), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or rank != 0,
                    leave=False)  # fmt: skip
         for i, batch in enumerate(source.epoch(epoch)):
@@ -416,7 +484,15 @@ def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Pa
                 if best_pending is not None:
                     save_checkpoint(ckpt, "best", best_pending[0], best_pending[1])
                     best_pending = None
-                save_checkpoint(ckpt, "last", model, info, optimizer, scheduler)
+                save_checkpoint(
+                    ckpt,
+                    "last",
+                    model,
+                    info,
+                    optimizer,
+                    scheduler,
+                    extra_state={"targets": targets.state_dict()},
+                )
             seconds = time.perf_counter() - t0
             _append_jsonl(timing_path, {"epoch": epoch, "seconds": seconds, "samples_per_s": len(dataset) / seconds,
                                         "batches": type(source).__name__})  # fmt: skip
@@ -483,7 +559,10 @@ def _fit_closed_form(model, cfg, fd: FoldData, fold: Fold, run_dir: Path, device
     s = fd.train_subjects[0]
     x_train = _TrialRows(s, fd.train_images, cfg.data.train_unit)
     reps = x_train.n_reps
-    y_train = np.repeat(np.asarray(fd.train_feats.image)[fd.train_images], reps, axis=0)
+    rows = fd.targets.train_stack[0] if fd.targets.train_stack is not None else fd.train_feats.image
+    if fd.targets.train_stack is not None and fd.targets.train_stack.shape[0] > 1:
+        raise ConfigError(f"{resolved['model']} is fitted in closed form: use target.blur_rule fixed or mean")
+    y_train = np.repeat(np.asarray(rows)[fd.train_images], reps, axis=0)
     x_val = averaged_eeg(s, "train", fd.val_images)
     y_val = np.asarray(fd.train_feats.image)[fd.val_images]
     model.fit(x_train, y_train, x_val, y_val, **cfg.model_options.get("fit", {}))

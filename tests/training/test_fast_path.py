@@ -14,6 +14,7 @@ from eegdecode.data.paths import DatasetPaths
 from eegdecode.training.batches import DeviceBatches, HostBatches, make_batch_source
 from eegdecode.training.losses import build_loss
 from eegdecode.training.step import TrainStep, lr_lambda, make_optimizer
+from eegdecode.training.targets import TrainTargets
 from eegdecode.training.trainer import TrainConfig, Validator, load_fold_data, prepare_run, train_fold
 
 FAST = DataOptions(channels="posterior17", time_window=(0.0, 0.3), train_unit="trial", val_fraction=0.1)
@@ -75,11 +76,11 @@ def test_device_and_host_batches_are_identical(tiny_root, unit):
     fd = load_fold_data(DatasetPaths(tiny_root), make_folds("joint", [1, 2])[0], cfg)
     ds = TrialDataset(fd.train_subjects, fd.train_images, fd.image_concept, [0, 1], unit, keep_dtype=True)
     cpu = torch.device("cpu")
-    dev = make_batch_source("device", ds, fd.train_feats.image, fd.train_feats.text, 64, 3, cpu)
-    host = make_batch_source("host", ds, fd.train_feats.image, fd.train_feats.text, 64, 3, cpu)
+    dev = make_batch_source("device", ds, 64, 3, cpu)
+    host = make_batch_source("host", ds, 64, 3, cpu)
     assert isinstance(dev, DeviceBatches) and isinstance(host, HostBatches) and len(dev) == len(host)
     for a, b in zip(dev.epoch(1), host.epoch(1), strict=True):
-        for field in ("eeg", "img", "txt", "subject", "image"):
+        for field in ("eeg", "subject", "image", "sample"):
             assert torch.equal(getattr(a, field), getattr(b, field)), field
         assert a.eeg.dtype == torch.float32
     assert set(torch.cat([b.subject for b in dev.epoch(0)]).tolist()) == {0, 1}
@@ -112,14 +113,13 @@ def test_a_step_reads_nothing_back_from_the_device(tiny_root):
     cfg = dataclasses.replace(CFG, model="MUSE_EEG")
     fd = load_fold_data(DatasetPaths(tiny_root), make_folds("intra", [1])[0], cfg)
     ds = TrialDataset(fd.train_subjects, fd.train_images, fd.image_concept, [0], "trial", keep_dtype=True)
-    source = make_batch_source(
-        "device", ds, fd.train_feats.image, fd.train_feats.text, 64, 0, torch.device("cpu")
-    )
+    source = make_batch_source("device", ds, 64, 0, torch.device("cpu"))
     from eegdecode.models import build_encoder
 
     model = build_encoder("MUSE_EEG", 17, 75)
     opt = make_optimizer(model, 1e-3, 0.01, torch.device("cpu"))
-    step = TrainStep(model, model, build_loss("retrieval"), opt,
+    targets = TrainTargets(fd.targets, fd.image_concept, len(ds), 0, torch.device("cpu"))
+    step = TrainStep(model, model, targets, build_loss("retrieval"), opt,
                      torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(0, 1, False)), 1.0, False)  # fmt: skip
     batches = source.epoch(0)
     with _NoHostReads():
