@@ -110,12 +110,18 @@ class RunResults:
 def _check_kway(path: Path, kway: Any, where: str) -> None:
     if not isinstance(kway, dict) or not isinstance(kway.get("k"), dict) or not kway["k"]:
         raise DataFormatError(
-            path, f"{where!r} has no per-k scores", expected="KWayResult.to_dict() with a 'k' object", found=kway
+            path,
+            f"{where!r} has no per-k scores",
+            expected="KWayResult.to_dict() with a 'k' object",
+            found=kway,
         )
     for k, score in kway["k"].items():
         if not isinstance(score, dict) or "top1_mean" not in score or "chance_top1" not in score:
             raise DataFormatError(
-                path, f"'{where}.k.{k}' lacks top1_mean/chance_top1", expected="KWayScore.to_dict()", found=score
+                path,
+                f"'{where}.k.{k}' lacks top1_mean/chance_top1",
+                expected="KWayScore.to_dict()",
+                found=score,
             )
 
 
@@ -174,7 +180,9 @@ def read_metrics_log(run_dir: str | Path) -> list[dict[str, Any]]:
         try:
             row = json.loads(line)
         except ValueError as err:
-            raise DataFormatError(path, f"line {number} is not valid JSON", "one JSON object per line", line[:80]) from err
+            raise DataFormatError(
+                path, f"line {number} is not valid JSON", "one JSON object per line", line[:80]
+            ) from err
         if not isinstance(row, dict) or "epoch" not in row:
             raise DataFormatError(path, f"line {number} has no 'epoch'", "an object with 'epoch'", row)
         rows.append(row)

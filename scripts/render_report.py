@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--out", type=Path, default=Path("report.png"))
     p.add_argument("--width", type=int, default=1280)
     p.add_argument("--height", type=int, default=9000)
-    p.add_argument("--pages", type=int, default=1, help="number of screenshots, each --height pixels further down")
+    p.add_argument(
+        "--pages", type=int, default=1, help="number of screenshots, each --height pixels further down"
+    )
     args = p.parse_args(argv)
     for i in range(args.pages):
         out = args.out if args.pages == 1 else args.out.with_name(f"{args.out.stem}_{i + 1}{args.out.suffix}")

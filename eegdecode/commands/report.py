@@ -15,14 +15,22 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("runs", nargs="+", type=Path, help="folders searched for run folders, manifests and metrics")
-    p.add_argument("-o", "--out", type=Path, default=Path("report.html"), help="the HTML page (default report.html)")
+    p.add_argument(
+        "runs", nargs="+", type=Path, help="folders searched for run folders, manifests and metrics"
+    )
+    p.add_argument(
+        "-o", "--out", type=Path, default=Path("report.html"), help="the HTML page (default report.html)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing page and its _files folder")
     p.add_argument("--no-profiles", action="store_true", help="do not compute missing occlusion profiles")
     p.add_argument("--recompute-profiles", action="store_true", help="recompute profiles.json of every run")
     p.add_argument("--data-root", type=Path, help="data set of the runs (default: the one each run recorded)")
-    p.add_argument("--device", default="auto", help="device of the profile forward passes (auto | cpu | cuda)")
-    p.add_argument("--window", type=float, default=0.05, help="sliding-window width in seconds (default 0.05)")
+    p.add_argument(
+        "--device", default="auto", help="device of the profile forward passes (auto | cpu | cuda)"
+    )
+    p.add_argument(
+        "--window", type=float, default=0.05, help="sliding-window width in seconds (default 0.05)"
+    )
     p.add_argument("--step", type=float, default=0.025, help="sliding-window hop in seconds (default 0.025)")
 
 

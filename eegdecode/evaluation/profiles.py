@@ -11,8 +11,8 @@ signal in its usual range):
   (frontal, central, parietal, temporal, occipital; CTF-style MEG names by their lobe letter), masked and kept.
 
 The measure is the 2-way accuracy over **all** pairs, ``mean_i (n - rank_i) / (n - 1)`` with the conservative tie
-rule of :mod:`eegdecode.evaluation.kway` (the expectation of the drawn 2-way score without its draw noise); the
-seeded k-way top-1 at every standard k is kept too. Occlusion maps of this kind follow the sensitivity analyses
+rule of :mod:`eegdecode.evaluation.kway` (the expectation of the drawn 2-way score without its draw noise), with its
+standard error over queries (``pairwise_se``); the seeded k-way top-1 at every standard k is kept too. Occlusion maps of this kind follow the sensitivity analyses
 of Zeiler and Fergus, "Visualizing and understanding convolutional networks" (ECCV 2014), and the time-resolved
 and channel-wise analyses of Song et al., "Decoding natural images from EEG for object recognition" (NICE,
 ICLR 2024).
@@ -54,11 +54,14 @@ def channel_region(name: str) -> str | None:
     return None
 
 
-def _score(emb: np.ndarray, gallery: np.ndarray, ks: tuple[int, ...], n_draws: int, seed: int) -> dict[str, Any]:
+def _score(
+    emb: np.ndarray, gallery: np.ndarray, ks: tuple[int, ...], n_draws: int, seed: int
+) -> dict[str, Any]:
     res = kway_accuracy(emb, gallery, ks=ks, n_draws=n_draws, seed=seed, topk=(1,))
     n = len(emb)
-    pairwise = float(np.mean((n - res.full_rank) / (n - 1)))
-    return {"pairwise": pairwise, "top1": {str(k): res.scores[k].top1_mean for k in ks}}
+    per_query = (n - res.full_rank) / (n - 1)
+    return {"pairwise": float(per_query.mean()), "pairwise_se": float(per_query.std(ddof=1) / np.sqrt(n)),
+            "top1": {str(k): res.scores[k].top1_mean for k in ks}}  # fmt: skip
 
 
 def _settings(window: float, step: float, n_draws: int, checkpoint: str) -> dict[str, Any]:
@@ -134,7 +137,9 @@ def compute_profiles(
         subj = SubjectData.open(paths, name, cfg.data)
         queries = np.asarray(averaged_eeg(subj, "test", n_reps=cfg.data.test_reps), dtype=np.float32)
         if len(queries) != len(gallery):
-            raise DataFormatError(feats_dir, "test features disagree with the test EEG", len(queries), len(gallery))
+            raise DataFormatError(
+                feats_dir, "test features disagree with the test EEG", len(queries), len(gallery)
+            )
         n, n_chans, n_times = queries.shape
         ks = standard_ks(n)
         fill = np.broadcast_to(queries.mean(axis=0, keepdims=True), queries.shape)
@@ -181,7 +186,9 @@ def compute_profiles(
             "spatial": {"channels": ch_names, "masked": masked_channels},
             "regions": regions,
         }  # fmt: skip
-        log.info("%s %s: profiles of %d windows and %d channels", resolved["model"], name, len(temporal), n_chans)
+        log.info(
+            "%s %s: profiles of %d windows and %d channels", resolved["model"], name, len(temporal), n_chans
+        )
 
     simulation = formats.read_simulation(root)
     result = {

@@ -30,7 +30,7 @@ from eegdecode.errors import OutputExistsError
 from eegdecode.io import atomic_path
 from eegdecode.report import figures
 from eegdecode.report.collect import Collection, Run, collect
-from eegdecode.report.tables import Table, aggregate_kway, mean_sd, pct
+from eegdecode.report.tables import Table, aggregate_kway, pct
 
 SECTIONS = (
     ("retrieval", "Retrieval"),
@@ -40,7 +40,12 @@ SECTIONS = (
     ("reconstruction", "Reconstructions"),
     ("provenance", "Provenance"),
 )
-SOURCE_LABELS = {"image": "image embedding", "eeg": "EEG embedding", "prior": "prior", "lowlevel": "low-level path"}
+SOURCE_LABELS = {
+    "image": "image embedding",
+    "eeg": "EEG embedding",
+    "prior": "prior",
+    "lowlevel": "low-level path",
+}
 # Classic visual ERP latencies, marked on real data only (simulated data mark their own components); see Luck,
 # "An Introduction to the Event-Related Potential Technique", 2nd ed., MIT Press 2014.
 TYPICAL_ERP = ({"name": "P1", "latency": 0.1}, {"name": "N1/N170", "latency": 0.17},
@@ -102,7 +107,11 @@ class Assets:
 
     def table(self, table: Table) -> str:
         base = self.folder / "tables" / table.name
-        for suffix, text in ((".md", table.to_markdown()), (".csv", table.to_csv()), (".tex", table.to_latex())):
+        for suffix, text in (
+            (".md", table.to_markdown()),
+            (".csv", table.to_csv()),
+            (".tex", table.to_latex()),
+        ):
             path = base.with_suffix(suffix)
             with atomic_path(path) as tmp:
                 tmp.write_text(text)
@@ -146,7 +155,9 @@ def _averaging(run: Run) -> str:
 
 def _selection(run: Run) -> str:
     by = run.results.selected_by or "not recorded"
-    return by.replace("validation top-1", "val top-1").replace(" on held-out training concepts", " (held-out train concepts)")
+    return by.replace("validation top-1", "val top-1").replace(
+        " on held-out training concepts", " (held-out train concepts)"
+    )
 
 
 def setup_of(run: Run, with_data: bool = False) -> tuple[str, ...]:
@@ -184,7 +195,13 @@ def retrieval_tables(found: Collection) -> tuple[Table, Table, list[str]]:
         groups.setdefault((run.model, setup_of(run, multi)), []).append(run)
     ks = sorted({int(k) for r in found.runs for k in r.results.kway["k"]})
     top5_ks = [k for k in ks if k >= 10]
-    columns = ["model", "runs", *(f"{k}-way top-1" for k in ks), *(f"{k}-way top-5" for k in top5_ks), "protocol"]
+    columns = [
+        "model",
+        "runs",
+        *(f"{k}-way top-1" for k in ks),
+        *(f"{k}-way top-5" for k in top5_ks),
+        "protocol",
+    ]
     rows, classes, records = [], [], []
     order = sorted(groups, key=lambda g: (g[1][0], g[1][4], g[0] != "ridge", g[0], g[1]))
     for model, setup in order:
@@ -270,13 +287,17 @@ def _validation_panels(runs: Sequence[Run]) -> list[dict[str, Any]]:
         elif fit and fit.get("alphas") and fit.get("val_top1"):
             panel = panels.setdefault(run.model, {"title": f"{run.model}: validation top-1 per alpha",
                                                   "xlabel": "ridge alpha", "log_x": True, "chance": None, "lines": []})  # fmt: skip
-            panel["lines"].append({"label": label, "x": fit["alphas"], "y": fit["val_top1"], "selected_x": fit.get("alpha")})
+            panel["lines"].append(
+                {"label": label, "x": fit["alphas"], "y": fit["val_top1"], "selected_x": fit.get("alpha")}
+            )
     return list(panels.values())
 
 
 def section_retrieval(found: Collection, assets: Assets) -> str:
     if not found.runs:
-        return _omitted("no retrieval run (results.json) under the given folders; train one with `eegdecode train`.")
+        return _omitted(
+            "no retrieval run (results.json) under the given folders; train one with `eegdecode train`."
+        )
     table, per_run, notes = retrieval_tables(found)
     parts = [assets.table(table)]
     parts += [_note(n) for n in notes]
@@ -286,12 +307,15 @@ def section_retrieval(found: Collection, assets: Assets) -> str:
     for run in found.runs:
         score = run.results.kway["k"].get(str(hk))
         if score is not None:
-            values.setdefault(run.model, {}).setdefault(run.results.subject or "?", []).append(score["top1_mean"])
+            values.setdefault(run.model, {}).setdefault(run.results.subject or "?", []).append(
+                score["top1_mean"]
+            )
         if run.results.ceiling and str(hk) in run.results.ceiling["k"]:
             ceilings[run.results.subject or "?"] = run.results.ceiling["k"][str(hk)]["top1_mean"]
     chance = 1.0 / hk
     parts.append("<h3>Per subject</h3>")
-    parts.append(assets.figure("retrieval_subjects", figures.subject_bars(values, hk, chance, ceilings or None),
+    parts.append(assets.figure("retrieval_subjects", figures.subject_bars(values, hk, chance, ceilings or None,
+                                                                    figures.model_colours(values)),
                                f"{hk}-way top-1 per subject and model (bars: mean over seeds; dots: seeds); dashed: "
                                "chance; black bar: the simulator's ceiling."))  # fmt: skip
     parts.append(assets.table(per_run))
@@ -319,6 +343,14 @@ def _profile_groups(found: Collection) -> dict[str, list[dict[str, Any]]]:
     return groups
 
 
+def above_chance(profiles: Sequence[dict[str, Any]]) -> bool:
+    """Whether the unmasked 2-way score is more than two standard errors above 50% (mean over subjects)."""
+    subs = [s["baseline"] for p in profiles for s in p["subjects"].values()]
+    base = float(np.mean([b["pairwise"] for b in subs]))
+    se = float(np.sqrt(np.sum([b.get("pairwise_se", 0.0) ** 2 for b in subs])) / len(subs))
+    return base > 0.5 + 2 * se
+
+
 def temporal_curves(profiles: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Stack the subjects of several runs of one model: window centres, keep/mask scores, the baseline."""
     subs = [s for p in profiles for s in p["subjects"].values()]
@@ -330,11 +362,15 @@ def temporal_curves(profiles: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "rows": same[0]["temporal"], "n": len(same)}  # fmt: skip
 
 
-def _components(found: Collection, groups: dict[str, list[dict[str, Any]]]) -> tuple[list[dict[str, Any]], str]:
+def _components(
+    found: Collection, groups: dict[str, list[dict[str, Any]]]
+) -> tuple[list[dict[str, Any]], str]:
     for profiles in groups.values():
         for p in profiles:
             if p.get("simulated") and p.get("components"):
-                return p["components"], "the simulated data set's evoked components (from its simulation.json)"
+                return p[
+                    "components"
+                ], "the simulated data set's evoked components (from its simulation.json)"
     return list(TYPICAL_ERP), "typical visual ERP latencies (real data: the literature's, not measured here)"
 
 
@@ -345,9 +381,10 @@ def section_temporal(found: Collection, assets: Assets) -> str:
                         "given (it needs the run's data set and checkpoint).")  # fmt: skip
     components, source = _components(found, groups)
     curves = {model: temporal_curves(ps) for model, ps in groups.items()}
+    colours = figures.model_colours(r.model for r in found.runs)
     first = next(iter(curves.values()))["rows"][0]
     window = first["stop"] - first["start"]  # the width in whole samples, not the requested seconds
-    parts = [assets.figure("temporal_profile", figures.temporal_profile(curves, components, window),
+    parts = [assets.figure("temporal_profile", figures.temporal_profile(curves, components, window, colours),
                            f"Test 2-way accuracy (all pairs) with only a {1000 * window:.0f} ms window kept (solid) "
                            "or that window masked (dashed), the rest replaced by the grand average over test images; "
                            f"dotted: the unmasked score; vertical lines: {source}; band: range over subjects.")]  # fmt: skip
@@ -357,24 +394,31 @@ def section_temporal(found: Collection, assets: Assets) -> str:
         best = int(np.argmax(keep))
         win = cur["rows"][best]
         inside = [c["name"] for c in components if win["start"] - 1e-9 <= c["latency"] < win["stop"] + 1e-9]
+        reading = "yes" if above_chance(groups[model]) else "no: near chance, the profile is noise"
         rows.append([model, str(cur["n"]), f"{1000 * win['start']:.0f}–{1000 * win['stop']:.0f} ms",
-                     pct(float(keep[best])), pct(cur["baseline"]), ", ".join(inside) or "none"])  # fmt: skip
+                     pct(float(keep[best])), pct(cur["baseline"]), ", ".join(inside) or "none", reading])  # fmt: skip
         records.append({"model": model, "n_subject_runs": cur["n"], "peak_start_s": win["start"],
                         "peak_stop_s": win["stop"], "peak_keep_pairwise": float(keep[best]),
-                        "baseline_pairwise": cur["baseline"], "components_in_peak": ";".join(inside)})  # fmt: skip
+                        "baseline_pairwise": cur["baseline"], "components_in_peak": ";".join(inside),
+                        "above_chance": reading == "yes"})  # fmt: skip
     table = Table("temporal_peaks", "Best single window per model", ["model", "subject runs", "peak window",
-                  "2-way (window only)", "2-way (full epoch)", "components in window"], rows,
+                  "2-way (window only)", "2-way (full epoch)", "components in window",
+                  "full epoch above chance (2 s.e.)"], rows,
                   [f"Measure: {next(iter(groups.values()))[0]['measure']}."], records)  # fmt: skip
     parts.append(assets.table(table))
     return "\n".join(parts)
 
 
-def spatial_maps(profiles: Sequence[dict[str, Any]]) -> tuple[list[str], np.ndarray, dict[str, dict[str, float]], float]:
+def spatial_maps(
+    profiles: Sequence[dict[str, Any]],
+) -> tuple[list[str], np.ndarray, dict[str, dict[str, float]], float]:
     """Mean channel drop, region keep/mask scores and baseline over the subjects of several runs of one model."""
     subs = [s for p in profiles for s in p["subjects"].values()]
     names = subs[0]["spatial"]["channels"]
     same = [s for s in subs if s["spatial"]["channels"] == names]
-    drop = np.mean([[s["baseline"]["pairwise"] - m["pairwise"] for m in s["spatial"]["masked"]] for s in same], axis=0)
+    drop = np.mean(
+        [[s["baseline"]["pairwise"] - m["pairwise"] for m in s["spatial"]["masked"]] for s in same], axis=0
+    )
     regions: dict[str, dict[str, float]] = {}
     for r in same[0]["regions"]:
         vals = [s["regions"][r] for s in same if r in s["regions"]]
@@ -398,7 +442,8 @@ def section_spatial(found: Collection, assets: Assets) -> str:
             rows.append([model, r, str(v["n_channels"]), pct(v["keep"]), f"{100 * (base - v['mask']):.1f}"])
             records.append({"model": model, "region": r, "n_channels": v["n_channels"], "keep_pairwise": v["keep"],
                             "mask_pairwise": v["mask"], "baseline_pairwise": base})  # fmt: skip
-        notes.append(f"{model}: the five channels whose masking costs most: {', '.join(top)}.")
+        caveat = "" if above_chance(ps) else " (this model is near chance on the test set: the map is noise)"
+        notes.append(f"{model}: the five channels whose masking costs most: {', '.join(top)}{caveat}.")
     parts = []
     try:
         parts.append(assets.figure("spatial_topomap", figures.topomaps(maps),
@@ -407,7 +452,7 @@ def section_spatial(found: Collection, assets: Assets) -> str:
     except ValueError as err:
         parts.append(_omitted(f"scalp map: {err}"))
     parts += [_note(n) for n in notes]
-    parts.append(assets.figure("spatial_regions", figures.region_bars(regions, baselines),
+    parts.append(assets.figure("spatial_regions", figures.region_bars(regions, baselines, figures.model_colours(r.model for r in found.runs)),
                                "Per region: 2-way accuracy with only that region kept (left) and the drop when it is "
                                "masked (right)."))  # fmt: skip
     parts.append(assets.table(Table("spatial_regions", "Regions", ["model", "region", "channels",
@@ -421,14 +466,23 @@ def section_layers(found: Collection, assets: Assets) -> str:
         lw = run.results.raw.get("layer_weights")
         if isinstance(lw, dict):
             for subject, layers in lw.items():
-                weights.setdefault(run.model, {})[f"{subject} s{run.results.seed}"] = {k: float(v) for k, v in layers.items()}
+                weights.setdefault(run.model, {})[f"{subject} s{run.results.seed}"] = {
+                    k: float(v) for k, v in layers.items()
+                }
     if not weights:
         return _omitted("no run has a multi-layer target (results.json key 'layer_weights': {subject: {layer: "
                         "weight}}); single-layer targets have nothing to show here.")  # fmt: skip
-    rows = [[m, s, layer, f"{w:.3f}"] for m, subs in weights.items() for s, ls in subs.items() for layer, w in ls.items()]
-    return assets.figure("layer_weights", figures.layer_weights(weights),
-                         "Learned weight of each vision layer of the target, per subject (and seed).") + assets.table(
-        Table("layer_weights", "Layer weights", ["model", "subject", "layer", "weight"], rows))
+    rows = [
+        [m, s, layer, f"{w:.3f}"]
+        for m, subs in weights.items()
+        for s, ls in subs.items()
+        for layer, w in ls.items()
+    ]
+    return assets.figure(
+        "layer_weights",
+        figures.layer_weights(weights),
+        "Learned weight of each vision layer of the target, per subject (and seed).",
+    ) + assets.table(Table("layer_weights", "Layer weights", ["model", "subject", "layer", "weight"], rows))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -439,7 +493,11 @@ def section_layers(found: Collection, assets: Assets) -> str:
 def metrics_table(name: str, metrics: dict[str, Any]) -> Table:
     cols = list(metrics["columns"])
     rows, records = [], []
-    for source, res in metrics["results"].items():
+    order = sorted(
+        metrics["results"], key=lambda s: list(SOURCE_LABELS).index(s) if s in SOURCE_LABELS else 99
+    )
+    for source in order:
+        res = metrics["results"][source]
         cells = [SOURCE_LABELS.get(source, source), str(res.get("n_rounds", ""))]
         rec: dict[str, Any] = {"source": source, "n_rounds": res.get("n_rounds")}
         for m in cols:
@@ -456,9 +514,11 @@ def metrics_table(name: str, metrics: dict[str, Any]) -> Table:
     if lower:
         notes.append("Higher is better except " + ", ".join(metrics["columns"][m] for m in lower) + ".")
     reasons: dict[str, list[str]] = {}
-    for m, why in metrics["skipped"].items():
-        reasons.setdefault(why, []).append(metrics["columns"].get(m, m))
-    notes += [f"Skipped {', '.join(v)}: {k}" for k, v in reasons.items()]
+    for m, why in metrics["skipped"].items():  # "weights not found: put FILE in ..." -> "weights not found"
+        reasons.setdefault(why.split(":")[0], []).append(metrics["columns"].get(m, m))
+    notes += [
+        f"Skipped {', '.join(v)}: {k} (metrics.json names the file each needs)." for k, v in reasons.items()
+    ]
     if metrics.get("label"):
         notes.insert(0, metrics["label"])
     return Table(name, "Reconstruction metrics", ["source", "rounds", *(metrics["columns"][m] for m in cols)], rows,
@@ -486,13 +546,20 @@ def section_reconstruction(found: Collection, assets: Assets, n_columns: int = 8
             if any(s == source for s, _ in by_key):
                 rows[SOURCE_LABELS[source]] = [gen.folder / by_key[(source, j)]["path"] if (source, j) in by_key
                                                else None for j in indices]  # fmt: skip
-        fig = figures.reconstruction_grid(rows, [r["concept"] for r in gt], figures.RANDOM_STAMP if random else None)
+        fig = figures.reconstruction_grid(
+            rows, [r["concept"] for r in gt], figures.RANDOM_STAMP if random else None
+        )
+        made = [label for label in rows if label != "ground truth"]
+        absent = [label for label in SOURCE_LABELS.values() if label not in made]
         parts.append(assets.figure(f"reconstructions_{i}_{tag}", fig,
-                                   f"First {len(gt)} test images (round 0): ground truth and the images made from the "
-                                   "image embedding (upper bound), the EEG embedding, the diffusion prior's output "
-                                   "and the low-level path." + (" RANDOM WEIGHTS." if random else "")))  # fmt: skip
+                                   f"First {len(gt)} test images (round 0): ground truth, then the images made from "
+                                   f"the {', the '.join(made)} (the image embedding is the upper bound)."
+                                   + (f" Not generated: {', '.join(absent)}." if absent else "")
+                                   + (" RANDOM WEIGHTS." if random else "")))  # fmt: skip
         if gen.metrics is None:
-            parts.append(_omitted(f"no metrics.json beside {gen.path}; run `eegdecode metrics --manifest {gen.path}`."))
+            parts.append(
+                _omitted(f"no metrics.json beside {gen.path}; run `eegdecode metrics --manifest {gen.path}`.")
+            )
         else:
             parts.append(assets.table(metrics_table(f"reconstruction_metrics_{i}_{tag}", gen.metrics)))
     return "\n".join(parts)
@@ -547,7 +614,11 @@ def train_command(run: Run, config_file: str) -> str:
     protocol = fold.get("protocol", run.results.protocol)
     subjects = sorted(set(fold.get("train_subjects", [])) | set(fold.get("test_subjects", [])))
     out = run.dir.parents[3] if len(run.dir.parents) > 3 else run.dir.parent
-    parts = ["eegdecode train", f"--config {config_file}", f"--data-root {run.config.get('data_root', 'DATA')}"]
+    parts = [
+        "eegdecode train",
+        f"--config {config_file}",
+        f"--data-root {run.config.get('data_root', 'DATA')}",
+    ]
     if run.config.get("release", "250hz") != "250hz":
         parts.append(f"--release {run.config['release']}")
     parts += [f"--protocol {protocol}", "--subject " + " ".join(subjects)]
@@ -582,7 +653,9 @@ def section_provenance(found: Collection, assets: Assets, command: str | None) -
             tmp.write_text(json.dumps(train_cfg, indent=2) + "\n")
         assets.written.append(cfg_path)
         rel = f"{assets.folder.name}/configs/{name}.json"
-        recorded = ", ".join(f"{k} {run.config[k]}" for k in ("eegdecode_version", "torch_version") if k in run.config)
+        recorded = ", ".join(
+            f"{k} {run.config[k]}" for k in ("eegdecode_version", "torch_version") if k in run.config
+        )
         parts.append(
             f"<details><summary><code>{html.escape(str(run.dir))}</code> ({html.escape(run.model)}, "
             f"{html.escape(str(run.results.subject))}, seed {run.results.seed})</summary>"
@@ -660,12 +733,16 @@ def build_report(
         banners.append('<p class="banner sim">Simulated data: these numbers are read against the simulator\'s '
                        "ceiling and the ridge floor, not against published THINGS-EEG2 results.</p>")  # fmt: skip
     if any(g.manifest.get("random_weights") for g in found.generations):
-        banners.append(f'<p class="banner random">{html.escape(figures.RANDOM_STAMP)} (see Reconstructions).</p>')
+        banners.append(
+            f'<p class="banner random">{html.escape(figures.RANDOM_STAMP)} (see Reconstructions).</p>'
+        )
     models = sorted({r.model for r in found.runs})
     summary = (f"{len(found.runs)} retrieval run(s) ({', '.join(models) or 'none'}), {len(found.generations)} "
                f"generation output(s), {sum(g.metrics is not None for g in found.generations)} metrics result(s).")  # fmt: skip
     nav = "".join(f'<a href="#{key}">{title}</a>' for key, title in SECTIONS)
-    sections = "".join(f'<section id="{key}"><h2>{title}</h2>{bodies[key]}</section>' for key, title in SECTIONS)
+    sections = "".join(
+        f'<section id="{key}"><h2>{title}</h2>{bodies[key]}</section>' for key, title in SECTIONS
+    )
     page = (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"

@@ -17,6 +17,11 @@ COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
 RANDOM_STAMP = "RANDOM-WEIGHT OUTPUT: a check of the code path, not reconstructions"
 
 
+def model_colours(models) -> dict[str, str]:
+    """One colour per model, the same in every figure of a report (models sorted by name)."""
+    return {m: COLOURS[i % len(COLOURS)] for i, m in enumerate(sorted(set(models)))}
+
+
 def _style(ax) -> None:
     ax.spines["top"].set_visible(False)
     ax.spines["right"].set_visible(False)
@@ -28,18 +33,20 @@ def subject_bars(
     k: int,
     chance: float,
     ceilings: Mapping[str, float] | None = None,
+    colours: Mapping[str, str] | None = None,
 ) -> Figure:
     """Top-1 at ``k`` per subject: one bar per model (mean over seeds, the seeds as dots), chance and ceiling."""
     models = list(values)
+    colours = colours or model_colours(models)
     subjects = sorted({s for m in models for s in values[m]})
-    fig = Figure(figsize=(max(6.0, 1.0 + 0.55 * len(subjects) * max(1, len(models))), 3.6))
+    fig = Figure(figsize=(min(11.0, 3.2 + 0.45 * len(subjects) * max(1, len(models))), 3.6))
     ax = fig.subplots()
     width = 0.8 / max(1, len(models))
     x = np.arange(len(subjects))
     for i, model in enumerate(models):
         pos = x - 0.4 + width * (i + 0.5)
         means = [100 * np.mean(values[model][s]) if s in values[model] else np.nan for s in subjects]
-        ax.bar(pos, means, width * 0.9, color=COLOURS[i % len(COLOURS)], label=model)
+        ax.bar(pos, means, width * 0.9, color=colours[model], label=model)
         for p, s in zip(pos, subjects):
             seeds = values[model].get(s, [])
             if len(seeds) > 1:
@@ -47,12 +54,12 @@ def subject_bars(
     ax.axhline(100 * chance, color="grey", ls="--", lw=1, label=f"chance ({100 * chance:.1f}%)")
     if ceilings:
         ys = [100 * ceilings.get(s, np.nan) for s in subjects]
-        ax.scatter(x, ys, marker="_", s=900 * 0.8, color="black", label="ceiling (ideal decoder)", zorder=3)
+        ax.scatter(x, ys, marker="_", s=700, color="black", label="ceiling (ideal decoder)", zorder=3)
     ax.set_xticks(x, subjects, fontsize=8)
     ax.set_ylabel(f"{k}-way top-1 (%)", fontsize=9)
     ax.set_ylim(0, 105)
     _style(ax)
-    ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4)
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0), markerscale=0.3)
     fig.tight_layout()
     return fig
 
@@ -80,6 +87,10 @@ def validation_curves(panels: Sequence[dict[str, Any]]) -> Figure:
             ax.axhline(100 * panel["chance"], color="grey", ls="--", lw=1)
         if panel.get("log_x"):
             ax.set_xscale("log")
+        else:
+            from matplotlib.ticker import MaxNLocator
+
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(panel["title"], fontsize=9)
         ax.set_xlabel(panel["xlabel"], fontsize=8)
         ax.set_ylabel("validation top-1 (%)", fontsize=8)
@@ -95,16 +106,20 @@ def validation_curves(panels: Sequence[dict[str, Any]]) -> Figure:
 
 
 def temporal_profile(
-    curves: Mapping[str, dict[str, Any]], components: Sequence[dict[str, Any]], window_s: float
+    curves: Mapping[str, dict[str, Any]],
+    components: Sequence[dict[str, Any]],
+    window_s: float,
+    colours: Mapping[str, str] | None = None,
 ) -> Figure:
     """Accuracy vs time: window kept (solid) and window masked (dashed) per model, known latencies marked.
 
     ``curves[model] = {"t": centres (s), "keep": (n_subjects, n_windows), "mask": ..., "baseline": float}``.
     """
-    fig = Figure(figsize=(8.0, 3.4))
+    colours = colours or model_colours(curves)
+    fig = Figure(figsize=(8.0, 3.7))
     ax = fig.subplots()
-    for i, (model, cur) in enumerate(curves.items()):
-        c = COLOURS[i % len(COLOURS)]
+    for model, cur in curves.items():
+        c = colours[model]
         t = 1000 * np.asarray(cur["t"])
         for kind, ls in (("keep", "-"), ("mask", "--")):
             y = 100 * np.asarray(cur[kind], float)
@@ -115,12 +130,23 @@ def temporal_profile(
                 ax.fill_between(t, y.min(axis=0), y.max(axis=0), color=c, alpha=0.12, lw=0)
         ax.axhline(100 * cur["baseline"], color=c, lw=0.8, ls=":", alpha=0.8)
     ax.axhline(50, color="grey", lw=1, ls="--")
-    lo, hi = ax.get_ylim()
     for comp in components:
         x = 1000 * comp["latency"]
         ax.axvline(x, color="#555", lw=0.8, alpha=0.6)
-        ax.text(x, hi, f" {comp['name']} {x:.0f} ms", rotation=90, va="top", ha="right", fontsize=7, color="#333")
-    ax.set_xlabel(f"window centre (ms after image onset; window {1000 * window_s:.0f} ms)", fontsize=9)
+        ax.text(
+            x,
+            1.01,
+            f"{comp['name']}\n{x:.0f}",
+            va="bottom",
+            ha="center",
+            fontsize=7,
+            color="#333",
+            transform=ax.get_xaxis_transform(),
+        )
+    ax.set_xlabel(
+        f"window centre (ms after image onset; window {1000 * window_s:.0f} ms; marks: known latencies, ms)",
+        fontsize=9,
+    )
     ax.set_ylabel("2-way accuracy, all pairs (%)", fontsize=9)
     _style(ax)
     ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
@@ -143,7 +169,9 @@ def _sensor_info(ch_names: Sequence[str]):
     xy = [pos.get(c.split("-")[0]) for c in ch_names]
     if any(p is None for p in xy):
         missing = [c for c, p in zip(ch_names, xy) if p is None][:5]
-        raise ValueError(f"no sensor positions for channels {missing} (neither 10-05 EEG nor CTF-275 MEG names)")
+        raise ValueError(
+            f"no sensor positions for channels {missing} (neither 10-05 EEG nor CTF-275 MEG names)"
+        )
     xy = np.asarray(xy, dtype=float)
     xy = (xy - xy.mean(axis=0)) / np.abs(xy - xy.mean(axis=0)).max() * 0.095
     return None, xy
@@ -183,16 +211,21 @@ def topomaps(maps: Mapping[str, tuple[Sequence[str], np.ndarray]], top: int = 5)
     return fig
 
 
-def region_bars(regions: Mapping[str, Mapping[str, dict[str, float]]], baselines: Mapping[str, float]) -> Figure:
+def region_bars(
+    regions: Mapping[str, Mapping[str, dict[str, float]]],
+    baselines: Mapping[str, float],
+    colours: Mapping[str, str] | None = None,
+) -> Figure:
     """Per region: 2-way accuracy with only that region kept, and the drop when it is masked, per model."""
     names = ("frontal", "central", "parietal", "temporal", "occipital")
+    colours = colours or model_colours(regions)
     present = [r for r in names if any(r in regions[m] for m in regions)]
     fig = Figure(figsize=(8.0, 3.0))
     axes = fig.subplots(1, 2)
     width = 0.8 / max(1, len(regions))
     x = np.arange(len(present))
     for i, (model, reg) in enumerate(regions.items()):
-        c = COLOURS[i % len(COLOURS)]
+        c = colours[model]
         pos = x - 0.4 + width * (i + 0.5)
         keep = [100 * reg[r]["keep"] if r in reg else np.nan for r in present]
         drop = [100 * (baselines[model] - reg[r]["mask"]) if r in reg else np.nan for r in present]
@@ -232,7 +265,9 @@ def layer_weights(weights: Mapping[str, Mapping[str, Mapping[str, float]]]) -> F
     return fig
 
 
-def reconstruction_grid(rows: Mapping[str, Sequence[Path]], titles: Sequence[str], stamp: str | None) -> Figure:
+def reconstruction_grid(
+    rows: Mapping[str, Sequence[Path]], titles: Sequence[str], stamp: str | None
+) -> Figure:
     """Ground truth and each source's images: one row per source, one column per test image."""
     from PIL import Image
 

@@ -65,7 +65,9 @@ def write_generation(out: Path, n: int = 6) -> Path:
             rel = f"{source}/{i:04d}_{concept}_r0.png"
             (folder / source).mkdir(parents=True, exist_ok=True)
             Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(folder / rel)
-            images.append({"index": i, "concept": concept, "source": source, "round": 0, "seed": i, "path": rel})
+            images.append(
+                {"index": i, "concept": concept, "source": source, "round": 0, "seed": i, "path": rel}
+            )
     manifest = {"format": "eegdecode-generation/1", "random_weights": True, "model": "NICE_EEG",
                 "subject": "sub-01", "ground_truth": gt, "images": images,
                 "provenance": {"generator": {"tiny": True}, "height": 16, "width": 16}}  # fmt: skip
