@@ -47,7 +47,7 @@ def compute_missing_profiles(found, args: argparse.Namespace) -> list[str]:
             compute_profiles(run.dir, data_root=args.data_root, device=args.device, window=args.window,
                              step=args.step, overwrite=args.recompute_profiles)  # fmt: skip
             print(f"profiles: {run.dir}")
-        except (EEGDecodeError, FileNotFoundError, ValueError, KeyError) as err:
+        except (EEGDecodeError, OSError, ValueError, KeyError, RuntimeError) as err:
             skipped.append(f"{run.dir}: {err}")
             log.warning("no profiles for %s: %s", run.dir, err)
     return skipped
@@ -57,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
     from eegdecode.report.build import build_report, main_command
     from eegdecode.report.collect import collect
 
+    notes = []
     if not args.no_profiles:
-        compute_missing_profiles(collect(args.runs), args)
-    out = build_report(args.runs, args.out, overwrite=args.overwrite, command=main_command())
+        notes = [f"no profiles for {line}" for line in compute_missing_profiles(collect(args.runs), args)]
+    out = build_report(args.runs, args.out, overwrite=args.overwrite, command=main_command(), notes=notes)
     print(f"report: {out.resolve()}")
     return 0

@@ -637,7 +637,7 @@ def section_provenance(found: Collection, assets: Assets, command: str | None) -
              "<li>package versions: " + ", ".join(f"{k} {html.escape(v)}" for k, v in versions.items()) + "</li>",
              "</ul>"]  # fmt: skip
     if found.problems:
-        parts.append("<h3>Files that could not be read</h3><ul>")
+        parts.append("<h3>Problems met (files that could not be read, runs without profiles)</h3><ul>")
         parts += [f"<li><code>{html.escape(p)}</code></li>" for p in found.problems]
         parts.append("</ul>")
     keys = _train_keys()
@@ -689,6 +689,7 @@ def build_report(
     out: str | Path = "report.html",
     overwrite: bool = False,
     command: str | None = None,
+    notes: Sequence[str] = (),
 ) -> Path:
     """Write the report page ``out`` and its ``<stem>_files/`` folder from the artefacts under ``roots``.
 
@@ -702,6 +703,8 @@ def build_report(
         Replace an existing page and its folder.
     command : str, optional
         The command line that asked for the report (shown under Provenance).
+    notes : sequence of str
+        Problems met before building (runs that could not be profiled), listed under Provenance.
 
     Raises
     ------
@@ -717,6 +720,7 @@ def build_report(
             if path.exists():
                 raise OutputExistsError(path)
     found = collect(roots)
+    found.problems.extend(notes)
     if folder.exists():
         shutil.rmtree(folder)
     assets = Assets(folder)

@@ -139,3 +139,31 @@ def test_html_builder_does_not_import_torch():
     code = "import sys, eegdecode.report.build, eegdecode.formats; print('torch' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "False"
+
+
+def test_scalp_map_places_ctf_meg_sensors_and_refuses_unknown_names():
+    import mne
+
+    from eegdecode.report import figures
+
+    names = [n.replace("-2622", "-4408") for n in mne.channels.read_layout("CTF-275").names[:271]]
+    drop = np.linspace(-0.01, 0.02, len(names))
+    fig = figures.topomaps({"MEG model": (names, drop)})
+    assert "top: " + names[-1] in fig.axes[0].get_title()  # the largest drop is named first
+    with pytest.raises(ValueError, match="no sensor positions"):
+        figures.topomaps({"x": (["Foo1", "Bar2", "Baz3"], np.zeros(3))})
+
+
+def test_unprofilable_run_is_listed_not_fatal(report_runs, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    shutil.copytree(report_runs / "runs" / "ridge" / "intra" / "sub-02", runs / "ridge" / "intra" / "sub-02")
+    run = runs / "ridge" / "intra" / "sub-02" / "seed0"
+    (run / "profiles.json").unlink()
+    out = tmp_path / "r.html"
+    assert cli_main(["report", str(runs), "-o", str(out), "--data-root", str(tmp_path / "missing")]) == 0
+    sec = _sections(out.read_text())
+    assert (
+        "Omitted:" in sec["temporal"]
+        and "no profiles for" in sec["provenance"]
+        and "missing" in sec["provenance"]
+    )
