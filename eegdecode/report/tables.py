@@ -84,7 +84,10 @@ class Table:
         def attr(j: int) -> str:
             return ' class="proto"' if j == wrap else ""
 
-        head = "".join(f"<th{attr(j)}>{html.escape(c)}</th>" for j, c in enumerate(self.columns))
+        # Non-breaking hyphens: a narrow header wraps as "10-way / top-1", never inside "top-1".
+        head = "".join(
+            f"<th{attr(j)}>{html.escape(c).replace('-', '&#8209;')}</th>" for j, c in enumerate(self.columns)
+        )
         body = []
         for i, row in enumerate(self.rows):
             cls = f' class="{self.row_classes[i]}"' if self.row_classes and self.row_classes[i] else ""
