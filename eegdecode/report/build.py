@@ -336,11 +336,26 @@ def section_retrieval(found: Collection, assets: Assets) -> str:
 
 
 def _profile_groups(found: Collection) -> dict[str, list[dict[str, Any]]]:
-    groups: dict[str, list[dict[str, Any]]] = {}
+    """Profiled runs by label: the model name, plus its setup when one model was run in several setups."""
+    return {label: [r.profiles for r in runs] for label, runs in _profiled_runs(found).items()}
+
+
+def _profiled_runs(found: Collection) -> dict[str, list[Run]]:
+    by_setup: dict[tuple[str, tuple[str, ...]], list[Run]] = {}
     for run in found.runs:
         if run.profiles:
-            groups.setdefault(run.model, []).append(run.profiles)
-    return groups
+            by_setup.setdefault((run.model, setup_of(run)), []).append(run)
+    n_setups: dict[str, int] = {}
+    for model, _ in by_setup:
+        n_setups[model] = n_setups.get(model, 0) + 1
+    return {
+        (model if n_setups[model] == 1 else f"{model} [{setup[1]}, {setup[2]}, {setup[3]}]"): runs
+        for (model, setup), runs in by_setup.items()
+    }
+
+
+def _profile_protocols(found: Collection) -> dict[str, str]:
+    return {label: setup_text(setup_of(runs[0])) for label, runs in _profiled_runs(found).items()}
 
 
 def above_chance(profiles: Sequence[dict[str, Any]]) -> bool:
@@ -381,7 +396,7 @@ def section_temporal(found: Collection, assets: Assets) -> str:
                         "given (it needs the run's data set and checkpoint).")  # fmt: skip
     components, source = _components(found, groups)
     curves = {model: temporal_curves(ps) for model, ps in groups.items()}
-    colours = figures.model_colours(r.model for r in found.runs)
+    colours = figures.model_colours(curves)
     first = next(iter(curves.values()))["rows"][0]
     window = first["stop"] - first["start"]  # the width in whole samples, not the requested seconds
     parts = [assets.figure("temporal_profile", figures.temporal_profile(curves, components, window, colours),
@@ -389,6 +404,7 @@ def section_temporal(found: Collection, assets: Assets) -> str:
                            "or that window masked (dashed), the rest replaced by the grand average over test images; "
                            f"dotted: the unmasked score; vertical lines: {source}; band: range over subjects.")]  # fmt: skip
     rows, records = [], []
+    protocols = _profile_protocols(found)
     for model, cur in curves.items():
         keep = np.mean(cur["keep"], axis=0)
         best = int(np.argmax(keep))
@@ -396,14 +412,15 @@ def section_temporal(found: Collection, assets: Assets) -> str:
         inside = [c["name"] for c in components if win["start"] - 1e-9 <= c["latency"] < win["stop"] + 1e-9]
         reading = "yes" if above_chance(groups[model]) else "no: near chance, the profile is noise"
         rows.append([model, str(cur["n"]), f"{1000 * win['start']:.0f}–{1000 * win['stop']:.0f} ms",
-                     pct(float(keep[best])), pct(cur["baseline"]), ", ".join(inside) or "none", reading])  # fmt: skip
+                     pct(float(keep[best])), pct(cur["baseline"]), ", ".join(inside) or "none", reading,
+                     protocols[model]])  # fmt: skip
         records.append({"model": model, "n_subject_runs": cur["n"], "peak_start_s": win["start"],
                         "peak_stop_s": win["stop"], "peak_keep_pairwise": float(keep[best]),
                         "baseline_pairwise": cur["baseline"], "components_in_peak": ";".join(inside),
-                        "above_chance": reading == "yes"})  # fmt: skip
+                        "above_chance": reading == "yes", "protocol": protocols[model]})  # fmt: skip
     table = Table("temporal_peaks", "Best single window per model", ["model", "subject runs", "peak window",
                   "2-way (window only)", "2-way (full epoch)", "components in window",
-                  "full epoch above chance (2 s.e.)"], rows,
+                  "full epoch above chance (2 s.e.)", "protocol"], rows,
                   [f"Measure: {next(iter(groups.values()))[0]['measure']}."], records)  # fmt: skip
     parts.append(assets.table(table))
     return "\n".join(parts)
@@ -452,7 +469,7 @@ def section_spatial(found: Collection, assets: Assets) -> str:
     except ValueError as err:
         parts.append(_omitted(f"scalp map: {err}"))
     parts += [_note(n) for n in notes]
-    parts.append(assets.figure("spatial_regions", figures.region_bars(regions, baselines, figures.model_colours(r.model for r in found.runs)),
+    parts.append(assets.figure("spatial_regions", figures.region_bars(regions, baselines, figures.model_colours(regions)),
                                "Per region: 2-way accuracy with only that region kept (left) and the drop when it is "
                                "masked (right)."))  # fmt: skip
     parts.append(assets.table(Table("spatial_regions", "Regions", ["model", "region", "channels",
@@ -644,7 +661,8 @@ def section_provenance(found: Collection, assets: Assets, command: str | None) -
     if found.runs:
         parts.append("<h3>Retrieval runs</h3>")
         parts.append(_note("Each run is re-created by its command; the config file (the run's TrainConfig, taken "
-                           "from its config.json) is written beside the report. Versions are those the run recorded."))  # fmt: skip
+                           "from its config.json) is written beside the report. Versions are those the run recorded; "
+                           "runs do not record a commit, the one above is the source that built this report."))  # fmt: skip
     for i, run in enumerate(sorted(found.runs, key=lambda r: str(r.dir))):
         name = f"run{i:02d}_{run.model}_{run.results.subject}_seed{run.results.seed}"
         train_cfg = {k: v for k, v in run.config.items() if (k in keys if keys else k not in RUN_FACTS)}
