@@ -42,6 +42,10 @@ def compute_missing_profiles(found, args: argparse.Namespace) -> list[str]:
     skipped = []
     for run in found.runs:
         if run.profiles is not None and not args.recompute_profiles:
+            have = run.profiles.get("settings", {})
+            if (have.get("window_s"), have.get("step_s")) != (args.window, args.step):
+                skipped.append(f"{run.dir}: kept its profiles.json (window {have.get('window_s')} s, step "
+                               f"{have.get('step_s')} s); pass --recompute-profiles to use --window/--step")  # fmt: skip
             continue
         try:
             compute_profiles(run.dir, data_root=args.data_root, device=args.device, window=args.window,
@@ -59,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     notes = []
     if not args.no_profiles:
-        notes = [f"no profiles for {line}" for line in compute_missing_profiles(collect(args.runs), args)]
+        notes = [f"profiles: {line}" for line in compute_missing_profiles(collect(args.runs), args)]
     out = build_report(args.runs, args.out, overwrite=args.overwrite, command=main_command(), notes=notes)
     print(f"report: {out.resolve()}")
     return 0

@@ -164,6 +164,6 @@ def test_unprofilable_run_is_listed_not_fatal(report_runs, tmp_path, capsys):
     sec = _sections(out.read_text())
     assert (
         "Omitted:" in sec["temporal"]
-        and "no profiles for" in sec["provenance"]
+        and "profiles: " in sec["provenance"]
         and "missing" in sec["provenance"]
     )
