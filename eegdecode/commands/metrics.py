@@ -13,7 +13,7 @@ from pathlib import Path
 
 from eegdecode.metrics.image_sets import BASE_SIZE, SOURCES, pair_folders, read_generation_manifest
 from eegdecode.metrics.networks import DEFAULT_CLIP_MODEL, NETWORKS
-from eegdecode.metrics.report import check_outputs_free, format_table, write_report
+from eegdecode.metrics.results import check_outputs_free, format_table, write_report
 from eegdecode.metrics.suite import MetricSuite, evaluate_set
 
 DESCRIPTION = "score reconstructions: PixCorr, SSIM, AlexNet(2), AlexNet(5), InceptionV3, CLIP, EffNet-B, SwAV (FID optional)"

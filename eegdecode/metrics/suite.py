@@ -4,7 +4,7 @@
 weights for tests and the demo). :meth:`MetricSuite.prepare_reference` loads the ground-truth features (and FID
 statistics) once; :meth:`MetricSuite.score_round` scores one set of N reconstructions against them. The functions
 :func:`evaluate_set` (a manifest or folder pair) and :func:`evaluate_tensors` (images already in memory) loop over
-sources and rounds and return a :class:`~eegdecode.metrics.report.MetricsReport`.
+sources and rounds and return a :class:`~eegdecode.metrics.results.MetricsReport`.
 
 Feature networks run in batches on the GPU when there is one; correlations are computed on the same device.
 """
@@ -46,7 +46,7 @@ from eegdecode.metrics.networks import (
     missing_weights_message,
     resolve_weights,
 )
-from eegdecode.metrics.report import (
+from eegdecode.metrics.results import (
     ALL_METRICS,
     COLUMNS,
     PUBLISHED_METRICS,
