@@ -23,6 +23,10 @@ What it models (SPEC section 2):
   ``times``) or ``100hz`` (Gifford's official release: the 17 occipito-parietal channels, -0.2 ... 0.79 s at 100 Hz,
   baseline-corrected on the 200 ms before onset, whitened with their own noise covariance, saved with ``np.save``
   of the dict as Gifford's code does).
+- **Vision.** A simulated vision model reads the same latent (plus image detail the brain does not see): 12 blocks
+  from low-level to semantic and the reference embedding, with blur variants, written as the target store
+  ``simulator:vision``; ``simulation.json`` records which layers the EEG carries
+  (:mod:`eegdecode.data.simulate_vision`).
 - **Ground truth.** For every subject the expected (noise-free, jitter-averaged) response to each test image is
   known, together with the temporal noise covariance; :func:`ceiling_scores` scores test queries with that ideal
   template-matching decoder, giving the ceiling of zero-shot retrieval that any model can be read against.
@@ -726,6 +730,7 @@ def simulate_dataset(
     on_subject: Callable[[str, Subject, np.ndarray], dict[str, Any] | None] | None = None,
     layout: str = "250hz",
     vision: bool = True,
+    vision_variants: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """Write a simulated THINGS-EEG2 data set under ``out`` and return its description (also ``simulation.json``).
 
@@ -736,7 +741,8 @@ def simulate_dataset(
     embeddings in the feature-store format), ``simulation/latents_{train,test}.npy`` (ground truth) and
     ``simulation.json``. With ``vision`` (default) also the simulated vision model's layers and blur variants as the
     target store ``targets/simulator_vision-*`` and, in ``simulation.json``, which layers the EEG carries
-    (:mod:`eegdecode.data.simulate_vision`).
+    (:mod:`eegdecode.data.simulate_vision`); ``vision_variants`` the blur variants written (default
+    :data:`~eegdecode.data.simulate_vision.VARIANTS`: ``none``, ``ubp``, ``multiblur12``).
 
     ``on_subject(name, subject, test_data)`` is called with each subject's test array while it is in memory (the
     ``simulate`` command computes the retrieval ceiling there); what it returns is stored in ``simulation.json``.
@@ -745,6 +751,11 @@ def simulate_dataset(
 
     check_option("dtype", dtype, ("float64", "float32"))
     check_option("layout", layout, LAYOUTS)
+    if vision:
+        from eegdecode.data import simulate_vision as sv
+        from eegdecode.targets.blur import expand_variants
+
+        vision_variants = expand_variants(vision_variants or sv.VARIANTS)  # a bad name stops here
     preset_name, preset = resolve_preset(preset)
     out = Path(out)
     desc_path = out / "simulation.json"
@@ -757,13 +768,12 @@ def simulate_dataset(
         _write_images(world, paths.image_set_dir, seed, progress)
     write_reference_features(world, paths, seed)
     if vision:
-        from eegdecode.data import simulate_vision as sv
-
-        store = sv.write_vision_targets(world, out / "targets")
+        store = sv.write_vision_targets(world, out / "targets", vision_variants)
     save_npy(out / "simulation" / "latents_train.npy", world.train_latent.astype(np.float32))
     save_npy(out / "simulation" / "latents_test.npy", world.test_latent.astype(np.float32))
 
     subjects_info = {}
+    probe_eeg = {}
     for s in range(n_subjects):
         subj = Subject(world, s, layout)
         name = subject_name(s + 1)
@@ -788,7 +798,7 @@ def simulate_dataset(
                 del data
         subjects_info[name] = {"snr": subj.snr(), "alpha_hz": subj._params["alpha_freq"]}
         if vision:
-            subjects_info[name]["vision"] = sv.ground_truth(world.vision, subj)
+            probe_eeg[name] = sv.probe_eeg(world.vision, subj)
         if on_subject is not None:
             extra = on_subject(name, subj, data)
             if extra:
@@ -819,7 +829,7 @@ def simulate_dataset(
             "variants": list(store.meta()["variants"]),
             **world.vision.parameters(),
             "latent_r2": sv.latent_r2(world.vision),
-            "ground_truth": sv.summarise_ground_truth({k: v["vision"] for k, v in subjects_info.items()}),
+            "ground_truth": sv.ground_truth(world.vision, probe_eeg),
         }
     write_json(desc_path, desc)
     return desc

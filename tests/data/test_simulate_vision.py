@@ -8,7 +8,7 @@ import pytest
 from eegdecode.data import simulate_vision as sv
 from eegdecode.data.image_set import ImageSet
 from eegdecode.data.paths import DatasetPaths
-from eegdecode.data.simulate import D_LOW, PRESETS, Preset, World, _rng, load_simulation
+from eegdecode.data.simulate import D_LOW, PRESETS, Preset, World, _rng, load_simulation, simulate_dataset
 from eegdecode.embeddings.store import image_list_digest, load_features
 from eegdecode.targets.blur import MULTIBLUR12_KERNELS, expand_variants
 from eegdecode.targets.spec import TargetSpec
@@ -112,7 +112,10 @@ def test_ground_truth_names_the_layers_the_eeg_carries(tiny_root):
     # Known from the construction: the brain does not read the detail, whose share falls with depth.
     assert r2["block:11"] > r2["block:0"] + 0.1
     for name in ("sub-01", "sub-02"):
-        assert desc["subjects"][name]["vision"]["carried_most"][0] in r2
+        assert truth["per_subject"][name]["carried_most"][0] in r2
+    blur = truth["layer_from_eeg_r2_blur"]
+    assert blur["none"] == r2 and set(blur) == {"none", *sv.GROUND_TRUTH_BLUR}
+    assert all(sorted(b) == sorted(r2) for b in blur.values())
     assert (
         desc["vision"]["latent_r2"]["block:0"]["semantic"]
         < desc["vision"]["latent_r2"]["block:11"]["semantic"]
@@ -191,3 +194,11 @@ def test_the_real_feature_code_runs_on_the_simulated_images(tiny_root, tmp_path)
         a, b = real.image("test", "block:1", "cls", variant), sim.image("test", "block:1", "cls", variant)
         assert a.shape[0] == b.shape[0] == PRESETS["tiny"].n_test_concepts
         assert np.isfinite(a.astype(np.float32)).all()
+
+
+def test_a_bad_variant_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match="Invalid value for blur: 'blurry'"):
+        simulate_dataset(
+            tmp_path / "s", Preset(6, 2, 2, 4, 3, 16), vision_variants=("none", "blurry"), progress=False
+        )
+    assert not (tmp_path / "s").exists()
