@@ -80,6 +80,7 @@ prior" (UBP), CVPR 2025.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -176,6 +177,17 @@ def parse_layer(layer: str) -> int | None:
     )
 
 
+@dataclass
+class _Block:
+    """One simulated block: ``tanh(x @ w + b)``, centred by ``mean``, divided by ``scale``, plus ``shared``."""
+
+    w: np.ndarray
+    b: np.ndarray
+    mean: np.ndarray | float = 0.0
+    scale: float = 1.0
+    shared: np.ndarray | float = 0.0
+
+
 class VisionHierarchy:
     """The vision model of a :class:`~eegdecode.data.simulate.World` (module docstring); everything is seeded."""
 
@@ -192,13 +204,13 @@ class VisionHierarchy:
             w = r.normal(0, WEIGHT_SD, (d_in, WIDTH))
             b = r.normal(0, BIAS_SD, WIDTH)
             mu = r.normal(0, 1.0, WIDTH)
-            block = {"w": w, "b": b, "mean": 0.0, "scale": 1.0, "shared": np.zeros(WIDTH)}
+            block = _Block(w, b)
             self._blocks.append(block)
             h = self._hidden(calib, calib_detail, layer, 1.0)
-            block["mean"] = h.mean(axis=0)
-            block["scale"] = float(np.sqrt(np.mean(np.sum((h - block["mean"]) ** 2, axis=1))))
+            block.mean = h.mean(axis=0)
+            block.scale = float(np.sqrt(np.mean(np.sum((h - block.mean) ** 2, axis=1))))
             rho = mean_cosine(layer)
-            block["shared"] = np.sqrt(rho / (1 - rho)) * mu / np.linalg.norm(mu)
+            block.shared = np.sqrt(rho / (1 - rho)) * mu / np.linalg.norm(mu)
 
     @staticmethod
     def detail(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -223,7 +235,7 @@ class VisionHierarchy:
             axis=1,
         )
         block = self._blocks[layer]
-        return np.tanh(x @ block["w"] + block["b"])
+        return np.tanh(x @ block.w + block.b)
 
     def blurred_latent(self, latent: np.ndarray, blur: str) -> np.ndarray:
         """The latent with its texture dimensions scaled by the variant's fine gain (the embedding's input)."""
@@ -243,7 +255,7 @@ class VisionHierarchy:
             raise ValueError(f"detail: expected {len(latent)} rows (one per latent), found {len(detail)}")
         block = self._blocks[index]
         h = self._hidden(latent, detail, index, fine_gain(blur))
-        return (block["shared"] + (h - block["mean"]) / block["scale"]).astype(np.float32)
+        return (block.shared + (h - block.mean) / block.scale).astype(np.float32)
 
     @cached_property
     def probe(self) -> tuple[np.ndarray, np.ndarray]:
