@@ -23,6 +23,10 @@ What it models (SPEC section 2):
   ``times``) or ``100hz`` (Gifford's official release: the 17 occipito-parietal channels, -0.2 ... 0.79 s at 100 Hz,
   baseline-corrected on the 200 ms before onset, whitened with their own noise covariance, saved with ``np.save``
   of the dict as Gifford's code does).
+- **Vision.** A simulated vision model reads the same latent (plus image detail the brain does not see): 12 blocks
+  from low-level to semantic and the reference embedding, with blur variants, written as the target store
+  ``simulator:vision``; ``simulation.json`` records which layers the EEG carries
+  (:mod:`eegdecode.data.simulate_vision`).
 - **Ground truth.** For every subject the expected (noise-free, jitter-averaged) response to each test image is
   known, together with the temporal noise covariance; :func:`ceiling_scores` scores test queries with that ideal
   template-matching decoder, giving the ceiling of zero-shot retrieval that any model can be read against.
@@ -156,6 +160,11 @@ _LATENCY_JITTER = 0.010  # s, per trial and component
 _GAIN_JITTER = 0.25  # lognormal sigma, per trial and component
 
 
+# Spread of the image latents: category low-level mean, concept and image offsets of the semantic dims, image
+# low-level spread (World).
+_CAT_LOW_SD, _CONCEPT_SD, _IMAGE_SD, _LOW_SD = 0.6, 0.7, 0.35, 1.0
+
+
 def _rng(*keys: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(k) for k in keys]))
 
@@ -176,10 +185,11 @@ class World:
         p, rng = self.preset, _rng(self.seed, 1)
         n_cat = len(CATEGORIES)
         cat_sem = rng.normal(0, 1.0, (n_cat, D_SEM))
-        cat_low = rng.normal(0, 0.6, (n_cat, D_LOW))
+        cat_low = rng.normal(0, _CAT_LOW_SD, (n_cat, D_LOW))
+        self._cat_sem, self._cat_low = cat_sem, cat_low  # the generative model, for fresh samples of images
         n_concepts = p.n_train_concepts + p.n_test_concepts
         concept_cat = rng.integers(0, n_cat, n_concepts)
-        concept_sem = cat_sem[concept_cat] + rng.normal(0, 0.7, (n_concepts, D_SEM))
+        concept_sem = cat_sem[concept_cat] + rng.normal(0, _CONCEPT_SD, (n_concepts, D_SEM))
         # Disjoint train/test concepts, drawn from the same pool (zero-shot, same categories).
         order = rng.permutation(n_concepts)
         self.train_concepts = np.sort(order[: p.n_train_concepts])
@@ -190,8 +200,8 @@ class World:
         def images(concepts, per_concept, key):
             r = _rng(self.seed, 2, key)
             cidx = np.repeat(concepts, per_concept)
-            sem = concept_sem[cidx] + r.normal(0, 0.35, (cidx.size, D_SEM))
-            low = cat_low[concept_cat[cidx]] + r.normal(0, 1.0, (cidx.size, D_LOW))
+            sem = concept_sem[cidx] + r.normal(0, _IMAGE_SD, (cidx.size, D_SEM))
+            low = cat_low[concept_cat[cidx]] + r.normal(0, _LOW_SD, (cidx.size, D_LOW))
             return cidx, np.concatenate([low, sem], axis=1)
 
         self.train_image_concept, self.train_latent = images(self.train_concepts, p.images_per_concept, 0)
@@ -220,6 +230,45 @@ class World:
         hidden = np.tanh(self.concept_latent[concepts] @ self._a1 + self._b1)
         mix = 0.6 * (hidden @ self._a2) + 0.8 * (hidden @ self._a3)
         return (self._mu_txt + mix / np.sqrt(hidden.shape[1] / 4)).astype(np.float32)
+
+    def sample_latents(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Latents (n, 24) of ``n`` fresh images, each of a new concept of a random category, drawn from the same
+        generative model as the data set's images (for ground truths that must not depend on the preset)."""
+        cats = rng.integers(0, len(CATEGORIES), n)
+        sem = (
+            self._cat_sem[cats]
+            + rng.normal(0, _CONCEPT_SD, (n, D_SEM))
+            + rng.normal(0, _IMAGE_SD, (n, D_SEM))
+        )
+        low = self._cat_low[cats] + rng.normal(0, _LOW_SD, (n, D_LOW))
+        return np.concatenate([low, sem], axis=1)
+
+    @cached_property
+    def vision(self):
+        """The simulated vision model (:class:`eegdecode.data.simulate_vision.VisionHierarchy`)."""
+        from eegdecode.data.simulate_vision import VisionHierarchy
+
+        return VisionHierarchy(self)
+
+    def image_detail(self, split: str) -> np.ndarray:
+        """Image content beyond the latent that the vision model sees and the brain does not, ``(n_images, 256)``
+        (see :mod:`eegdecode.data.simulate_vision`)."""
+        check_option("split", split, ("train", "test"))
+        n = len(self.train_latent if split == "train" else self.test_latent)
+        return self.vision.detail(n, _rng(self.seed, 40, 0 if split == "train" else 1))
+
+    def layer_features(self, split: str, layer: str, blur: str = "none") -> np.ndarray:
+        """Features ``(n_images, dim)`` float32 of the simulated vision model's ``layer`` (``block:I`` or
+        ``embedding``) for the images of ``split``, of the sharp image or a blur variant (``gaussian:K``, ...)."""
+        latent = self.train_latent if split == "train" else self.test_latent
+        return self.vision.features(latent, self.image_detail(split), layer, blur)
+
+    def relative_names(self, split: str) -> list[str]:
+        """``training_images/<folder>/<file>`` of every image, concept-major (the image-set walk)."""
+        per = self.preset.images_per_concept if split == "train" else 1
+        sub = "training_images" if split == "train" else "test_images"
+        folders = self.folder_names(split)
+        return [f"{sub}/{folders[i // per]}/{n}" for i, n in enumerate(self.file_names(split))]
 
     def folder_names(self, split: str) -> list[str]:
         concepts = self.train_concepts if split == "train" else self.test_concepts
@@ -647,12 +696,7 @@ def write_reference_features(world: World, paths: DatasetPaths, seed: int) -> No
     """Write the World's reference image and text embeddings to ``features/reference/`` (feature-store format)."""
     from eegdecode.embeddings.store import image_list_digest, save_features
 
-    train_names = [f"training_images/{f}/{n}" for f, n in zip(
-        [world.folder_names("train")[i // world.preset.images_per_concept] for i in range(len(world.train_latent))],
-        world.file_names("train"))]  # fmt: skip
-    test_names = [
-        f"test_images/{f}/{n}" for f, n in zip(world.folder_names("test"), world.file_names("test"))
-    ]
+    train_names, test_names = world.relative_names("train"), world.relative_names("test")
     save_features(
         paths.features_dir("reference"),
         {
@@ -685,6 +729,8 @@ def simulate_dataset(
     progress: bool = True,
     on_subject: Callable[[str, Subject, np.ndarray], dict[str, Any] | None] | None = None,
     layout: str = "250hz",
+    vision: bool = True,
+    vision_variants: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """Write a simulated THINGS-EEG2 data set under ``out`` and return its description (also ``simulation.json``).
 
@@ -693,7 +739,10 @@ def simulate_dataset(
     ``preprocessed_data/sub-XX/preprocessed_eeg_{training,test}.npy`` (``np.save`` of the dict, 17 channels, 100
     samples, 100 ``times``); ``image_set/`` (JPEGs and ``image_metadata.npy``), ``features/reference/`` (reference
     embeddings in the feature-store format), ``simulation/latents_{train,test}.npy`` (ground truth) and
-    ``simulation.json``.
+    ``simulation.json``. With ``vision`` (default) also the simulated vision model's layers and blur variants as the
+    target store ``targets/simulator_vision-*`` and, in ``simulation.json``, which layers the EEG carries
+    (:mod:`eegdecode.data.simulate_vision`); ``vision_variants`` the blur variants written (default
+    :data:`~eegdecode.data.simulate_vision.VARIANTS`: ``none``, ``ubp``, ``multiblur12``).
 
     ``on_subject(name, subject, test_data)`` is called with each subject's test array while it is in memory (the
     ``simulate`` command computes the retrieval ceiling there); what it returns is stored in ``simulation.json``.
@@ -702,6 +751,11 @@ def simulate_dataset(
 
     check_option("dtype", dtype, ("float64", "float32"))
     check_option("layout", layout, LAYOUTS)
+    if vision:
+        from eegdecode.data import simulate_vision as sv
+        from eegdecode.targets.blur import expand_variants
+
+        vision_variants = expand_variants(vision_variants or sv.VARIANTS)  # a bad name stops here
     preset_name, preset = resolve_preset(preset)
     out = Path(out)
     desc_path = out / "simulation.json"
@@ -713,10 +767,13 @@ def simulate_dataset(
     if write_images:
         _write_images(world, paths.image_set_dir, seed, progress)
     write_reference_features(world, paths, seed)
+    if vision:
+        store = sv.write_vision_targets(world, out / "targets", vision_variants)
     save_npy(out / "simulation" / "latents_train.npy", world.train_latent.astype(np.float32))
     save_npy(out / "simulation" / "latents_test.npy", world.test_latent.astype(np.float32))
 
     subjects_info = {}
+    probe_eeg = {}
     for s in range(n_subjects):
         subj = Subject(world, s, layout)
         name = subject_name(s + 1)
@@ -740,6 +797,8 @@ def simulate_dataset(
             if split == "train":
                 del data
         subjects_info[name] = {"snr": subj.snr(), "alpha_hz": subj._params["alpha_freq"]}
+        if vision:
+            probe_eeg[name] = sv.probe_eeg(world.vision, subj)
         if on_subject is not None:
             extra = on_subject(name, subj, data)
             if extra:
@@ -762,6 +821,16 @@ def simulate_dataset(
         "subjects": subjects_info,
         "note": "Simulated data: not a recording. Scores on it are read against the simulator's ceiling.",
     }
+    if vision:
+        desc["vision"] = {
+            "store": str(store.folder.relative_to(out)),
+            "backbone": f"simulator:{sv.BACKBONE_NAME}",
+            "pooling": sv.POOLING,
+            "variants": list(store.meta()["variants"]),
+            **world.vision.parameters(),
+            "latent_r2": sv.latent_r2(world.vision),
+            "ground_truth": sv.ground_truth(world.vision, probe_eeg),
+        }
     write_json(desc_path, desc)
     return desc
 
