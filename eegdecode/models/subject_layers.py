@@ -7,8 +7,8 @@ own subject's layer. A batch is processed with one matrix product per subject pr
 ``n_subjects`` products, not one per sample), so a joint multi-subject batch costs about the same as a
 single-subject one.
 
-Source: ``subject_wise_linear`` in ``ChiShengChen/EEG_gen_img_NECOMIMI`` / ATM; see
-``reference/seed_codebase.md`` 2.1 and defect 11 in section 8.
+Source: ``subject_wise_linear`` in ``ChiShengChen/EEG_gen_img_NECOMIMI`` / ATM (``dongyangli-del/EEG_Image_decode``),
+whose scripts always applied ``subject_wise_linear[0]`` whatever the subject.
 """
 
 from __future__ import annotations
