@@ -36,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eegdecode.data.simulate import PRESETS, World  # noqa: E402
 from eegdecode.evaluation.kway import kway_accuracy  # noqa: E402
 from eegdecode.generation.prior import (  # noqa: E402
+    NORMALISATIONS,
+    PREDICTION_TYPES,
     DiffusionPrior,
     PriorConfig,
     count_parameters,
@@ -96,7 +98,14 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=PriorConfig.lr)
     p.add_argument("--hidden-dims", default="1024,512,256,128,64")
     p.add_argument("--time-embed-dim", type=int, default=PriorConfig.time_embed_dim)
-    p.add_argument("--prediction-type", default=PriorConfig.prediction_type, choices=("epsilon", "sample"))
+    p.add_argument("--prediction-type", default=PriorConfig.prediction_type, choices=PREDICTION_TYPES)
+    p.add_argument(
+        "--normalisation",
+        default=PriorConfig.normalisation,
+        choices=NORMALISATIONS,
+        help="data space of the DDPM: per-dimension standardised, or unit-norm targets (ATM's convention)",
+    )
+    p.add_argument("--warmup-steps", type=int, default=PriorConfig.warmup_steps)
     p.add_argument("--device", default=None, help="default: cuda when available")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="prior_on_simulator.json")
@@ -113,6 +122,8 @@ def main() -> None:
         hidden_dims=tuple(int(v) for v in args.hidden_dims.split(",")),
         time_embed_dim=args.time_embed_dim,
         prediction_type=args.prediction_type,
+        normalisation=args.normalisation,
+        warmup_steps=args.warmup_steps,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -121,7 +132,8 @@ def main() -> None:
     print(
         f"simulated world '{args.preset}': {len(target)} training pairs, {n_test} test images, "
         f"embedding rank {rank}; prior {count_parameters(DiffusionPrior(cfg)):,} parameters, "
-        f"{args.epochs} epochs x batch {args.batch_size}, predicts {args.prediction_type}",
+        f"{args.epochs} epochs x batch {args.batch_size}, predicts {args.prediction_type}, "
+        f"normalisation {args.normalisation}",
         flush=True,
     )
     started = time.perf_counter()
@@ -146,8 +158,11 @@ def main() -> None:
         "condition_top1": top1(cond_test, target_test),
         "samples": {},
     }
-    true_norm = float(target_test.norm(dim=1).mean())
-    true_spread = float(target_test.std(0).mean())
+    # The true test embeddings in the space the samples come back in (raw for "standardise", unit norm for "unit").
+    with torch.no_grad():
+        true_space = model.decode_target(model.encode_target(target_test.to(device))).cpu()
+    true_norm = float(true_space.norm(dim=1).mean())
+    true_spread = float(true_space.std(0).mean())
     for guidance in (1.0, 5.0, 0.0):
         s = sample_prior(model, cond_test, guidance=guidance, seed=args.seed)
         result["samples"][f"guidance_{guidance:g}"] = {
