@@ -1,9 +1,9 @@
-"""The diffusion prior on the simulator's own 1024-d image embeddings: does the default recipe learn them?
+"""The diffusion prior on the simulator's own 1024-d image embeddings: does a setting learn the condition?
 
-The unit test of the prior (``tests/generation/test_prior.py``) runs on 64-d simulated pairs, where a reduced-width
-prior learns in seconds. This script asks the same questions at the real width, on the embeddings that the
-simulated THINGS-EEG2 ships as reference CLIP features (``eegdecode.data.simulate.World``): 1024-d, rank 256 (the
-simulator's embedding map is a 256-unit network), which is what a prior trained on simulated data has to model.
+The unit tests of the prior (``tests/generation/test_prior.py``) run reduced widths and budgets; this script asks
+the same questions at the real width and recipe, on the embeddings that the simulated THINGS-EEG2 ships as reference
+CLIP features (``eegdecode.data.simulate.World``): 1024-d, rank 256 (the simulator's embedding map is a 256-unit
+network), which is what a prior trained on simulated data has to model.
 
 Pairs: the target is the image embedding of each training image; the condition stands in for an EEG encoder's
 output, the embedding of the image's latent after Gaussian noise of ``--cond-noise`` (an imperfect decoder in the
@@ -11,12 +11,14 @@ same space; its own k-way top-1 on the test gallery is printed as the reference 
 is simulated, so the full design (16,540 training images) costs nothing to build.
 
 Prints, and writes to ``--out`` (JSON): training time and steps, loss, the samples' norm and per-dimension spread
-relative to the true test embeddings (guidance 1 and the default 5), their k-way top-1 on the test gallery with
+relative to the true test embeddings in the space the samples come back in (raw for ``--normalisation
+standardise``, unit norm for ``unit``), at guidance 1 and the default 5, their k-way top-1 on the test gallery with
 the chance level, the unconditional control, and a one-step denoising check per diffusion step (how well the
 network's x0 estimate retrieves the true image, with and without the condition).
 
-    python bench/prior_on_simulator.py --device cuda                      # the default recipe (ATM's), full design
-    python bench/prior_on_simulator.py --epochs 20 --threads 2            # a shorter CPU run
+    python bench/prior_on_simulator.py --device cuda                       # the default setting, full recipe
+    python bench/prior_on_simulator.py --threads 1 --normalisation unit --prediction-type epsilon   # ATM's setting
+    python bench/prior_on_simulator.py --epochs 50 --threads 1             # a shorter CPU run (850 steps)
 """
 
 from __future__ import annotations
