@@ -10,8 +10,8 @@ single-subject one. On an accelerator, and under ``torch.compile``, the forward 
 it is one product; with several, every layer runs on the whole batch and each row keeps its own subject's output
 (the same values, at ``n_subjects`` times this layer's cost, which is small against the encoder).
 
-Source: ``subject_wise_linear`` in ``ChiShengChen/EEG_gen_img_NECOMIMI`` / ATM; see
-``reference/seed_codebase.md`` 2.1 and defect 11 in section 8.
+Source: ``subject_wise_linear`` in ``ChiShengChen/EEG_gen_img_NECOMIMI`` / ATM (``dongyangli-del/EEG_Image_decode``),
+whose scripts always applied ``subject_wise_linear[0]`` whatever the subject.
 """
 
 from __future__ import annotations
