@@ -56,13 +56,15 @@ SDXL_SUBFOLDERS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer",
 _SDXL_HINT = (
     f"SDXL-Turbo weights are needed in diffusers layout (model_index.json, {', '.join(SDXL_SUBFOLDERS)}). "
     f"Nothing is downloaded at run time: on a machine with network run "
-    f"`hf download {SDXL_REPO} --local-dir <folder>` and pass that folder (--sdxl), "
+    f"`eegdecode download --what weights-sdxl-turbo --data-root DATA` and pass DATA/weights/sdxl-turbo (--sdxl), "
+    f"or `hf download {SDXL_REPO} --local-dir <folder>` and pass that folder, "
     f"or fill the local Hugging Face cache (HF_HOME) with the repo {SDXL_REPO}"
 )
 _IP_HINT = (
     f"The IP-Adapter file {IP_ADAPTER_SUBFOLDER}/{IP_ADAPTER_WEIGHT} is needed under the IP-Adapter root. "
-    f"On a machine with network run `hf download {IP_ADAPTER_REPO} "
-    f"{IP_ADAPTER_SUBFOLDER}/{IP_ADAPTER_WEIGHT} --local-dir <root>` and pass <root> (--ip-adapter), "
+    f"On a machine with network run `eegdecode download --what weights-ip-adapter --data-root DATA` and pass "
+    f"DATA/weights/ip-adapter (--ip-adapter), or `hf download {IP_ADAPTER_REPO} "
+    f"{IP_ADAPTER_SUBFOLDER}/{IP_ADAPTER_WEIGHT} --local-dir <root>` and pass <root>, "
     f"or fill the local Hugging Face cache (HF_HOME) with that file of {IP_ADAPTER_REPO}"
 )
 

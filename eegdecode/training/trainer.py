@@ -551,7 +551,22 @@ def _results(model, fd, fold, cfg, device, resolved, best_epoch, best_val, selec
         **{k: first[k] for k in ("ceiling", "ceiling_note") if k in first},
         "subjects": subjects,
         "simulated": (Path(resolved["data_root"]) / "simulation.json").exists(),
+        **({"layer_weights": _layer_weights(model, fold, cfg)} if isinstance(model, AlignedEncoder) else {}),
     }
+
+
+@torch.no_grad()
+def _layer_weights(model: AlignedEncoder, fold: Fold, cfg: TrainConfig) -> dict[str, dict[str, float]]:
+    """The router's weight of each target layer: per training subject (its own bias) and ``global`` (what
+    evaluation and unseen subjects use)."""
+    layers = TargetPlan.from_dict(cfg.target).spec.layers
+    router = model.head.router
+    device = next(router.parameters()).device
+    out = {"global": dict(zip(layers, router.weights(None).reshape(-1).tolist()))}
+    for name in fold.train_subjects:
+        idx = torch.tensor([fold.subject_layer[name]], device=device)
+        out[name] = dict(zip(layers, router.weights(idx).reshape(-1).tolist()))
+    return out
 
 
 def _fit_closed_form(model, cfg, fd: FoldData, fold: Fold, run_dir: Path, device, resolved) -> dict[str, Any]:

@@ -106,6 +106,9 @@ def test_router_head_is_trained_saved_and_rebuilt(root, tmp_path):
     res = train_fold(cfg, paths, fold, tmp_path / "router", progress=False)
     rows = [json.loads(x) for x in (tmp_path / "router" / "metrics.jsonl").read_text().splitlines()]
     assert "train_mmd" in rows[0] and "train_mmd" not in rows[1] and "train_img" in rows[1]  # MMD stage first
+    assert set(res["layer_weights"]) == {"global", "sub-01"}
+    assert list(res["layer_weights"]["sub-01"]) == ["block:2", "block:5"]
+    assert abs(sum(res["layer_weights"]["global"].values()) - 1) < 1e-6
     _, cfg2, fold2, model, _ = load_run(tmp_path / "router")
     assert type(model).__name__ == "AlignedEncoder"
     assert torch.allclose(model.head.router.weights(None).sum(-1), torch.ones(1))
@@ -177,3 +180,17 @@ def test_a_missing_target_store_names_the_command_that_makes_it(root, tmp_path):
         train_fold(cfg, DatasetPaths(root), make_folds("intra", [1])[0], tmp_path / "m", progress=False)
     assert not (tmp_path / "m").exists()
     assert TargetStore(root / "targets" / "nope").exists() is False
+
+
+def test_the_train_command_takes_a_target_from_flags(root, tmp_path):
+    from eegdecode.cli import main
+
+    argv = ["train", "--data-root", str(root), "--subject", "1", "--model", "MUSE_EEG", "--epochs", "1",
+            "--batch-size", "64", "--channels", "posterior17", "--time-window", "0", "0.3", "--train-unit", "average",
+            "--val-fraction", "0.1", "--device", "cpu", "--quiet", "--out", str(tmp_path),
+            "--target", "simulator:reference", "--target-layer", "block:2", "block:5", "--combine", "router",
+            "--mmd-epochs", "0", "--w-txt", "0"]  # fmt: skip
+    assert main(argv) == 0
+    cfg = read_json(tmp_path / "MUSE_EEG" / "intra" / "sub-01" / "seed0" / "config.json")
+    assert cfg["target"]["layers"] == ["block:2", "block:5"] and cfg["target"]["combine"] == "router"
+    assert cfg["loss_options"] == {"w_txt": 0.0} and cfg["target_shape"] == [2, 48]
