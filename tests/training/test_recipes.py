@@ -248,3 +248,12 @@ def test_readme_table_is_the_commands_table():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     table = list_table(markdown=True).split("\n\n")[0]
     assert table in readme
+
+
+def test_recipes_command_reads_a_recipe_dir(registry, tmp_path, capsys):
+    data = yaml.safe_load((PACKAGE_RECIPES / "nice.yaml").read_text())
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(dict(data, name="mine", title="My variant")))
+    assert main(["recipes", "--recipe-dir", str(tmp_path), "mine"]) == 0
+    assert capsys.readouterr().out.startswith("mine: My variant")
+    assert main(["recipes", "--recipe-dir", str(tmp_path / "absent")]) == 1
+    assert "absent: not found" in capsys.readouterr().err
