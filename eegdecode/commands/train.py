@@ -1,7 +1,9 @@
 """``eegdecode train``: train an encoder (or fit the ridge baseline) and evaluate it once on the test set.
 
-Flags override a ``--config`` file (YAML or JSON with the keys of :class:`eegdecode.training.trainer.TrainConfig`);
-the fully resolved configuration is written to every run folder. Runs go to
+``--recipe NAME`` starts from a published method's settings (:mod:`eegdecode.training.recipes`; on a simulated
+data root with the recipe's simulated target); a ``--config`` file (YAML or JSON with the keys of
+:class:`eegdecode.training.trainer.TrainConfig`) overrides it, and flags override both. The fully resolved
+configuration is written to every run folder. Runs go to
 ``<out>/<model>/<protocol>/<fold>/seed<seed>/``. The same command runs under ``torchrun --nproc_per_node N``.
 """
 
@@ -39,6 +41,11 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from eegdecode.models import list_encoders
 
+    p.add_argument(
+        "--recipe",
+        help="a published method's settings (`eegdecode recipes` lists them); --config and flags override it; "
+        "on simulated data its simulated target is used",
+    )
     p.add_argument("--config", help="YAML/JSON file of training options (flags override it)")
     p.add_argument(
         "--model",
@@ -157,10 +164,47 @@ def read_config_file(path: str | None) -> dict[str, Any]:
     return data
 
 
+def recipe_settings(args: argparse.Namespace, paths) -> dict[str, Any]:
+    """The ``--recipe`` settings for the command's protocol (simulated overrides on a simulated root), or ``{}``.
+
+    Prints which recipe was applied and, on simulated data, that its target was replaced by the simulator's.
+    TrainConfig has no field for the recipe's name, so it is printed, not written to ``config.json``.
+    """
+    name = getattr(args, "recipe", None)
+    if not name:
+        return {}
+    from eegdecode.training.recipes import get_recipe, recipe_config, simulated_overrides
+
+    recipe = get_recipe(name)
+    simulated = (paths.root / "simulation.json").exists()
+    protocol = getattr(args, "protocol", "intra") or "intra"
+    settings = recipe_config(recipe.name, simulated=simulated, protocol=protocol)
+    line = f"recipe {recipe.name}: {recipe.title} ({recipe.source.get('venue', '')}); {len(recipe.deviations)} deviations"
+    if protocol == "loso" and recipe.loso:
+        line += f"; leave-one-subject-out settings {sorted(recipe.loso)}"
+    print(line + " (`eegdecode recipes " + recipe.name + "`)")
+    if simulated:
+        target = simulated_overrides(recipe).get("target", {})
+        print(
+            f"recipe {recipe.name}: simulated data root, so the target is the simulator's vision model "
+            f"({target.get('backbone')}, layers {target.get('layers', 'as the recipe')}, "
+            f"blur {target.get('blur', 'as the recipe')}) instead of {recipe.settings.get('target', {}).get('backbone')}"
+        )
+    return settings
+
+
 def build_config(args: argparse.Namespace, paths) -> TrainConfig:  # noqa: F821
+    """Recipe settings first (``--recipe``), then the ``--config`` file, then the flags."""
+    from eegdecode.training.recipes import merge
     from eegdecode.training.trainer import TrainConfig
 
-    d = read_config_file(args.config)
+    recipe, file_options = recipe_settings(args, paths), read_config_file(args.config)
+    d = merge(recipe, file_options)
+    if recipe and "model_options" not in file_options and getattr(args, "model", None):
+        from eegdecode.models import resolve_encoder_name
+
+        if resolve_encoder_name(args.model) != resolve_encoder_name(d.get("model", "NervformerV2")):
+            d.pop("model_options", None)  # the recipe's options belong to the recipe's encoder
     data = dict(d.pop("data", {}) or {})
     for key in ("model", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "cosine", "grad_clip", "loss",
                 "device", "early_stopping", "num_workers", "eval_test_every_epoch", "wandb", "features", "batches",
