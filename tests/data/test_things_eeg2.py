@@ -212,3 +212,27 @@ def test_mapped_reader_finds_nan_in_a_later_block(tmp_path):
     eeg = read_preprocessed_file(path, mmap=True, check_values=False)
     with pytest.raises(DataFormatError, match=r"Inf at index \(9, 3, 62, 249\)"):
         check_finite(eeg.data, path, chunk=2)
+
+
+def test_mapped_reader_reads_binbytes8_payloads(tmp_path):
+    """The release's 7.76 GiB training array is pickled (protocol 4) as BINBYTES8, the opcode for payloads over
+    4 GiB; here a small payload is re-encoded with that opcode to cover it."""
+    import pickletools
+    import struct
+
+    data = _big()
+    obj = {"preprocessed_eeg_data": data, "ch_names": list(THINGS_EEG2_CHANNELS), "times": TIMES_300}
+    blob = pickle.dumps(obj, protocol=4)
+    ops = list(pickletools.genops(blob))
+    at = next(pos for op, arg, pos in ops if op.name == "BINBYTES" and len(arg) == data.nbytes)
+    frame = max(pos for op, arg, pos in ops if op.name == "FRAME" and pos < at)
+    (size,) = struct.unpack("<Q", blob[frame + 1 : frame + 9])
+    assert frame + 9 + size == at  # the frame closes before the opcode: opcode and payload are unframed
+    blob = blob[:at] + b"\x8e" + struct.pack("<Q", data.nbytes) + blob[at + 5 :]
+    path = tmp_path / "binbytes8.npy"
+    path.write_bytes(blob)
+    assert any(op.name == "BINBYTES8" for op, _, _ in pickletools.genops(blob))
+    np.testing.assert_array_equal(_np_load_data(path), data)
+    eeg = read_preprocessed_file(path, mmap=True)
+    assert isinstance(eeg.data, np.memmap)
+    np.testing.assert_array_equal(eeg.data, data)
