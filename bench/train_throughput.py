@@ -17,7 +17,7 @@ the table shows the median over ``--repeats`` (min-max) and the ratio b/a of the
 
 Usage::
 
-    python bench/train_throughput.py --quick                  # CPU, 2 models, 3 steps of 256, 3 repeats
+    python bench/train_throughput.py --quick                  # CPU, 2 models, 2 steps of 256, 3 repeats
     python bench/train_throughput.py --model NervformerV2 ATMS_50 NICE_EEG MUSE_EEG EEGProject TSConv \\
         --steps 8 --batch-size 1024 --repeats 5 --device cpu cuda
     python bench/train_throughput.py --data-root /tmp/sim_full --model EEGProject --device cuda
@@ -246,11 +246,11 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default="train_throughput.json", help="where to write the figures")
-    p.add_argument("--quick", action="store_true", help="2 models, 3 steps of 256, 3 repeats, CPU")
+    p.add_argument("--quick", action="store_true", help="2 models, 2 steps of 256, 3 repeats, CPU")
     args = p.parse_args()
     if args.quick:
         args.model = args.model or QUICK_MODELS
-        args.steps, args.batch_size, args.device = 3, 256, args.device or ["cpu"]
+        args.steps, args.batch_size, args.device = 2, 256, args.device or ["cpu"]
     models = args.model or DEFAULT_MODELS
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     if "cuda" in devices and not torch.cuda.is_available():
