@@ -13,10 +13,10 @@ Only ``eegdecode prepare`` opens these pickles (they need ``allow_pickle``, whic
 trust); training reads the memory-mapped cache.
 
 ``read_preprocessed_file(..., mmap=True)`` (what ``prepare`` uses) does not load the array: numpy pickles an array as
-its raw bytes (protocol 2-4: the state of ``_reconstruct``; protocol 5: the in-band buffer of ``_frombuffer``), and
+its raw bytes (protocols 3-4: the state of ``_reconstruct``; protocol 5: the in-band buffer of ``_frombuffer``), and
 ``pickle.dump`` writes a large payload unframed and contiguous, so a pure-Python unpickler can note where the
-payload starts, skip it, and return an ``np.memmap`` of it instead. Anything else (a payload inside a frame, as
-``pickle.dumps`` writes it; object arrays; a pickle that is not a dict) is read whole as before, with a log line.
+payload starts, skip it, and return an ``np.memmap`` of it instead. Anything else (protocol 0-2, a payload inside a
+frame, object arrays, a pickle that is not a dict) is read whole as before, with a log line.
 """
 
 from __future__ import annotations
@@ -209,7 +209,8 @@ class _MappingUnpickler(pickle._Unpickler):
 def load_pickled_dict_mapped(path: str | Path, min_bytes: int = MAP_MIN_BYTES) -> dict | None:
     """Unpickle a dict of arrays with its large arrays memory-mapped from the file (read-only), not read.
 
-    Reads ``pickle.dump`` files (protocols 2-5) and ``np.save`` of a dict (a 0-d object array, protocol 3).
+    Maps the arrays of ``pickle.dump`` files (protocols 3-5) and of ``np.save`` of a dict (a 0-d object array,
+    protocol 3); in protocol 0-2 files bytes are not a payload, so their arrays are read, not mapped.
     Returns ``None`` when the file holds something else or a large payload could not be mapped (the caller then
     reads it whole). Arrays smaller than ``min_bytes`` are read as usual.
     """
@@ -233,6 +234,8 @@ def load_pickled_dict_mapped(path: str | Path, min_bytes: int = MAP_MIN_BYTES) -
     if isinstance(obj, np.ndarray) and obj.dtype == object and obj.shape == ():
         obj = obj.item()
     if not isinstance(obj, dict) or not all(p.used for p in unpickler.payloads):
+        return None
+    if any(isinstance(v, _PendingArray) for v in obj.values()):  # an array without its state: not numpy's
         return None
     return obj
 
