@@ -245,7 +245,7 @@ def main() -> int:
     )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", default="train_throughput.json", help="where to write the figures")
+    p.add_argument("--json", default="outputs/bench/train_throughput.json", help="where to write the figures")
     p.add_argument("--quick", action="store_true", help="2 models, 2 steps of 256, 3 repeats, CPU")
     args = p.parse_args()
     if args.quick:
@@ -318,6 +318,7 @@ def main() -> int:
               f"| {res['ratio_b_over_a']:.2f} |")  # fmt: skip
     out = {"machine": machine_info(threads, devices), "data": data_desc, "repeats": args.repeats,
            "quick": args.quick, "results": results}  # fmt: skip
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=2))
     print(f"\nwrote {args.json}")
     return 0
