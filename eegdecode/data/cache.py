@@ -8,8 +8,8 @@ Layout of ``<root>/cache/<release>/sub-XX/``::
 
 Training opens the arrays with ``mmap_mode='r'`` and reads only the rows of a batch, so a full-scale subject never
 sits in RAM as float64 or float32. The cache is rebuilt when a source file's size or modification time changes.
-Converting needs the pickle in memory once (pickles cannot be read partially); the float16 copy is written in
-chunks through a temporary file.
+Converting maps the pickle's array bytes instead of loading them (see :mod:`eegdecode.data.things_eeg2`) and writes
+the float16 copy block by block through a temporary file, so ``prepare`` holds one block, not the float64 array.
 """
 
 from __future__ import annotations
@@ -24,11 +24,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.lib.format import open_memmap
+from numpy.lib.format import dtype_to_descr, write_array_header_1_0
 
 from eegdecode import __version__
 from eegdecode.data.channels import THINGS_EEG2_CHANNELS
-from eegdecode.data.things_eeg2 import SPLIT_FILES, read_preprocessed_file, split_file
+from eegdecode.data.things_eeg2 import (
+    SPLIT_FILES,
+    check_finite,
+    read_preprocessed_file,
+    release_pages,
+    rows_per_block,
+    split_file,
+)
 from eegdecode.errors import DataFormatError, MissingFileError, check_option
 from eegdecode.io import file_stamp, read_json, write_json
 
@@ -91,27 +98,36 @@ def _convert_split(
     path: Path,
     tmp: Path,
     dtype: str,
-    chunk: int = 512,
+    chunk: int | None = None,
     expected_channels: tuple[str, ...] | None = THINGS_EEG2_CHANNELS,
 ) -> dict[str, Any]:
-    """Read one pickled file and write it, converted, to the temporary file ``tmp``."""
-    eeg = read_preprocessed_file(path, expected_channels)
+    """Convert one pickled file, block by block, into the ``.npy`` file ``tmp``.
+
+    The pickle's array is memory-mapped (``read_preprocessed_file(..., mmap=True)``), so the resident memory stays
+    at a block of ``chunk`` rows (default 32 MiB of the source) instead of the whole float64 array; each block is
+    checked for NaN/Inf and for the float16 range on the way.
+    """
+    eeg = read_preprocessed_file(path, expected_channels, check_values=False, mmap=True)
     data = eeg.data
-    arr = open_memmap(tmp, mode="w+", dtype=dtype, shape=data.shape)
-    for start in range(0, data.shape[0], chunk):
-        block = data[start : start + chunk]
-        if dtype == "float16":
-            peak = float(np.abs(block).max())
-            if peak > _F16_MAX:
-                raise DataFormatError(
-                    path,
-                    "values exceed the float16 range",
-                    f"|x| <= {_F16_MAX:.0f}",
-                    f"{peak:.4g}; use --dtype float32",
-                )
-        arr[start : start + chunk] = block
-    arr.flush()
-    del arr
+    chunk = chunk or rows_per_block(data)
+    header = {"descr": dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": tuple(data.shape)}
+    with open(tmp, "wb") as f:
+        write_array_header_1_0(f, header)
+        for start in range(0, data.shape[0], chunk):
+            block = np.asarray(data[start : start + chunk])
+            check_finite(block, path, first_row=start)
+            if dtype == "float16":
+                peak = float(np.abs(block).max())
+                if peak > _F16_MAX:
+                    raise DataFormatError(
+                        path,
+                        "values exceed the float16 range",
+                        f"|x| <= {_F16_MAX:.0f}",
+                        f"{peak:.4g}; use --dtype float32",
+                    )
+            f.write(np.ascontiguousarray(block, dtype=dtype).data)
+            del block
+            release_pages(data)
     return {
         "shape": list(data.shape),
         "ch_names": eeg.ch_names,

@@ -85,5 +85,89 @@ def test_leftovers_of_a_killed_build_are_removed(subject_copy, tmp_path):
     orphan.write_bytes(b"\0" * 16)
     prepare_subject(subject_copy, cache_dir)
     assert not leftover.exists()
-    assert sorted(p.name for p in cache_dir.iterdir()) == ["meta.json", "prepare.lock", "test.npy", "train.npy"]
+    assert sorted(p.name for p in cache_dir.iterdir()) == [
+        "meta.json",
+        "prepare.lock",
+        "test.npy",
+        "train.npy",
+    ]
     open_cache(cache_dir)  # the rebuilt arrays agree with their sidecar
+
+
+# VmHWM, not getrusage: ru_maxrss keeps the high-water mark of the forking parent (pytest) across exec.
+PREPARE_PEAK = """
+import json, sys
+from eegdecode.data.cache import prepare_subject
+
+def status_mb(key):
+    fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    return int(fields[key].split()[0]) / 1024
+
+before = status_mb("VmRSS")
+prepare_subject(sys.argv[1], sys.argv[2])
+print(json.dumps({"before_mb": before, "peak_mb": status_mb("VmHWM")}))
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_prepare_peak_memory_stays_far_below_the_float64_array(tmp_path):
+    """A 403 MB float64 training pickle converts with well under its size of extra resident memory (mapped,
+    block by block), where loading it whole would add at least 403 MB."""
+    import json
+    import pickle
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from eegdecode.data.channels import THINGS_EEG2_CHANNELS
+    from eegdecode.data.things_eeg2 import write_preprocessed_file
+
+    subject = tmp_path / "sub-01"
+    subject.mkdir()
+    times = np.round(np.arange(-50, 250) / 250.0, 6)
+    base = np.random.default_rng(0).normal(size=(8, 4, 63, 250))
+    train = np.tile(base, (100, 1, 1, 1))  # (800, 4, 63, 250) float64
+    assert train.nbytes > 400e6
+    obj = {"preprocessed_eeg_data": train, "ch_names": list(THINGS_EEG2_CHANNELS), "times": times}
+    with open(subject / "preprocessed_eeg_training.npy", "wb") as f:
+        pickle.dump(obj, f, protocol=4)
+    del obj, train
+    write_preprocessed_file(
+        subject / "preprocessed_eeg_test.npy", base[:2], list(THINGS_EEG2_CHANNELS), times
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", PREPARE_PEAK, str(subject), str(tmp_path / "cache")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    mem = json.loads(out.stdout.strip().splitlines()[-1])
+    extra = mem["peak_mb"] - mem["before_mb"]
+    assert extra < 150, mem
+    cache = open_cache(tmp_path / "cache")
+    np.testing.assert_allclose(
+        cache.train[::97].astype(np.float64), np.tile(base, (100, 1, 1, 1))[::97], atol=2e-3
+    )
+
+
+def test_mapped_conversion_names_a_nan_in_a_later_block(tmp_path):
+    """The conversion checks each block as it goes: the index in the message is the index in the whole array."""
+    from eegdecode.data.cache import _convert_split
+    from eegdecode.data.channels import THINGS_EEG2_CHANNELS
+    from eegdecode.data.things_eeg2 import write_preprocessed_file
+
+    data = np.random.default_rng(3).normal(size=(12, 4, 63, 250))
+    data[7, 2, 40, 3] = np.nan
+    src = write_preprocessed_file(
+        tmp_path / "x.npy", data, list(THINGS_EEG2_CHANNELS), np.round(np.arange(-50, 250) / 250.0, 6)
+    )
+    with pytest.raises(DataFormatError, match=r"NaN at index \(7, 2, 40, 3\)"):
+        _convert_split(src, tmp_path / "out.npy", "float16", chunk=2)
+    data[7, 2, 40, 3] = 0.0
+    write_preprocessed_file(src, data, list(THINGS_EEG2_CHANNELS), np.round(np.arange(-50, 250) / 250.0, 6))
+    part = _convert_split(src, tmp_path / "out.npy", "float32", chunk=5)
+    assert part["shape"] == [12, 4, 63, 250]
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), data.astype(np.float32))
