@@ -160,12 +160,29 @@ def _selection(run: Run) -> str:
     )
 
 
+def _target_name(config: dict) -> str:
+    """``features`` store name, or the target spec: backbone, layers (and how combined), pooling, blur."""
+    t = config.get("target")
+    if not t:
+        return str(config.get("features", ""))
+    layers = t.get("layers", ["embedding"])
+    name = f"{t['backbone']} {'+'.join(layers)}"
+    if len(layers) > 1:
+        name += f" ({t.get('combine', 'concat')})"
+    if t.get("pooling") and layers != ["embedding"]:
+        name += f" {t['pooling']}"
+    blur = t.get("blur", ["none"])
+    if blur not in (["none"], "none"):
+        name += f" blur {','.join(blur) if isinstance(blur, list) else blur} ({t.get('blur_rule', 'fixed')})"
+    return name
+
+
 def setup_of(run: Run, with_data: bool = False) -> tuple[str, ...]:
     """(protocol, channels, window, averaging, target, selection rule): the keys a number depends on.
 
     ``with_data`` names the data set in the target (when the report mixes several data sets).
     """
-    target = str(run.config.get("features", ""))
+    target = _target_name(run.config)
     if with_data and run.data_root is not None:
         target += f" on {run.data_root.parent.name}/{run.data_root.name}"
     return (run.results.protocol or run.config["fold"].get("protocol", ""), _channels(run.config),
@@ -640,7 +657,7 @@ def train_command(run: Run, config_file: str) -> str:
         parts.append(f"--release {run.config['release']}")
     parts += [f"--protocol {protocol}", "--subject " + " ".join(subjects)]
     if protocol != "joint":
-        parts.append("--target " + " ".join(fold.get("test_subjects", [])))
+        parts.append("--test-subject " + " ".join(fold.get("test_subjects", [])))
     parts += [f"--seed {run.results.seed}", f"--out {out}"]
     return " ".join(parts)
 
