@@ -168,7 +168,7 @@ def recipe_settings(args: argparse.Namespace, paths) -> dict[str, Any]:
     """The ``--recipe`` settings for the command's protocol (simulated overrides on a simulated root), or ``{}``.
 
     Prints which recipe was applied and, on simulated data, that its target was replaced by the simulator's.
-    TrainConfig has no field for the recipe's name, so it is printed, not written to ``config.json``.
+    The recipe's name is recorded as ``recipe`` in ``config.json`` and names the run folders.
     """
     name = getattr(args, "recipe", None)
     if not name:
@@ -200,6 +200,10 @@ def build_config(args: argparse.Namespace, paths) -> TrainConfig:  # noqa: F821
 
     recipe, file_options = recipe_settings(args, paths), read_config_file(args.config)
     d = merge(recipe, file_options)
+    if recipe:
+        from eegdecode.training.recipes import get_recipe
+
+        d["recipe"] = get_recipe(args.recipe).name
     if recipe and "model_options" not in file_options and getattr(args, "model", None):
         from eegdecode.models import resolve_encoder_name
 
@@ -259,7 +263,7 @@ def plan_runs(args: argparse.Namespace):
                 (
                     dataclasses.replace(cfg, seed=seed),
                     fold,
-                    run_dir(args.out, cfg.model, fold.protocol, fold.name, seed),
+                    run_dir(args.out, cfg.model, fold.protocol, fold.name, seed, cfg.recipe),
                 )
             )
     return paths, plan

@@ -15,7 +15,8 @@ Options that change how fast a run goes but not what it computes (``batches``, `
 ``target`` (optional) says what the EEG is aligned to, as a :class:`TargetPlan` mapping: the target spec
 (``backbone``, ``weights``, ``layers``, ``pooling``, ``blur``) and how training uses it (``combine``, ``blur_rule``,
 ``blur_level``, ``eval_variant``, ``router``). Without it the feature store named by ``features`` is the target, as
-before. ``mmd_epochs``: epochs of SAMGA's coarse MMD stage before InfoNCE (router targets only).
+before. ``mmd_epochs``: epochs of SAMGA's coarse MMD stage before InfoNCE (router targets only). ``recipe``: the
+name of the recipe the settings started from (``train --recipe``), recorded; run folders are named after it.
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ class TrainConfig:
     compile: bool = False
     target: dict[str, Any] | None = None
     mmd_epochs: int = 0
+    recipe: str | None = None
     data: DataOptions = field(default_factory=DataOptions)
 
     def __post_init__(self) -> None:

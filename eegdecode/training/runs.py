@@ -1,6 +1,6 @@
 """Run folders: where a run lives, when it may be reused, and what ``--resume`` may change.
 
-One function, :func:`run_dir`, builds the path ``<out>/<model>/<protocol>/<fold>/seed<seed>`` for ``train``,
+One function, :func:`run_dir`, builds the path ``<out>/<model or recipe>/<protocol>/<fold>/seed<seed>`` for ``train``,
 ``extract``, ``generate`` and the demo. ``results.json`` marks a finished run.
 
 ``--resume`` continues a run with the configuration it was started with. The command's configuration is compared
@@ -30,12 +30,17 @@ RESUME_SAFE_KEYS = ("epochs", "device", "num_workers", "wandb", "eval_test_every
                     "compile")  # fmt: skip
 
 
-def run_dir(out: str | Path, model: str, protocol: str, fold: str, seed: int) -> Path:
-    """``<out>/<model>/<protocol>/<fold>/seed<seed>``; ``fold`` is a subject (``1``, ``sub-01``) or ``joint``."""
+def run_dir(
+    out: str | Path, model: str, protocol: str, fold: str, seed: int, recipe: str | None = None
+) -> Path:
+    """``<out>/<model>/<protocol>/<fold>/seed<seed>``; ``fold`` is a subject (``1``, ``sub-01``) or ``joint``.
+
+    A run started from a recipe is named after it instead of its encoder (two recipes may share one encoder):
+    ``<out>/<recipe>/<protocol>/<fold>/seed<seed>``."""
     from eegdecode.models import resolve_encoder_name
 
     fold = fold if fold == "joint" else subject_name(fold)
-    return Path(out) / resolve_encoder_name(model) / protocol / fold / f"seed{seed}"
+    return Path(out) / (recipe or resolve_encoder_name(model)) / protocol / fold / f"seed{seed}"
 
 
 def check_run_dir(path: Path, overwrite: bool, resume: bool) -> None:
