@@ -1,9 +1,18 @@
 """One training loop for every registered encoder.
 
-Read top to bottom: configuration, data, model, optimiser, loop (train -> validate -> checkpoint), then a single
-test evaluation with the checkpoint chosen on validation. The same code runs on one device or under ``torchrun``
-(DistributedDataParallel; NCCL on GPU, gloo on CPU); contrastive losses see the global batch through a
-differentiable all-gather, so N processes optimise the same objective as one.
+Read top to bottom: :func:`prepare_run` (every check, nothing written), :func:`train_fold` (the run folder, then
+a fitter), :func:`_fit_gradient` (the epoch loop) or :func:`_fit_closed_form` (ridge), and a single test evaluation
+with the checkpoint chosen on validation. The loop is composed of parts that live in their own modules:
+
+- a batch source (:mod:`eegdecode.training.batches`: device-resident or host-gathered, the same batches);
+- the targets (:mod:`eegdecode.training.targets`: a feature store, or layers and blur variants of a target store);
+- a step (:mod:`eegdecode.training.step`: forward, loss, backward, fused AdamW, nothing read back to the host);
+- loss stages (:class:`LossStages`: SAMGA's MMD stage, then the contrastive loss), a :class:`Validator`, and
+  checkpoints (:mod:`eegdecode.training.checkpoint`, every ``checkpoint_every`` epochs and at the end).
+
+The same code runs on one device or under ``torchrun`` (DistributedDataParallel; NCCL on GPU, gloo on CPU);
+contrastive losses see the global batch through a differentiable all-gather, so N processes optimise the same
+objective as one.
 
 Model selection never looks at the test set: the best epoch is the one with the highest validation top-1 accuracy
 on held-out *training concepts*. Per-epoch test curves exist only behind ``eval_test_every_epoch``, logged under
