@@ -152,10 +152,23 @@ def run_seed_style(name: str, eeg, img, batch: int, device: torch.device, seed: 
 
 
 def run_ours(
-    name: str, paths: DatasetPaths, batch: int, device: torch.device, seed: int, workdir: Path
+    name: str,
+    paths: DatasetPaths,
+    batch: int,
+    device: torch.device,
+    seed: int,
+    workdir: Path,
+    options: dict | None = None,
 ) -> dict:
     cfg = trainer.TrainConfig(
-        model=name, epochs=1, batch_size=batch, seed=seed, device=str(device), data=DATA, eval_draws=2
+        model=name,
+        epochs=1,
+        batch_size=batch,
+        seed=seed,
+        device=str(device),
+        data=DATA,
+        eval_draws=2,
+        **(options or {}),
     )
     fold = make_folds("intra", [1])[0]
     run_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workdir)) / "run"
@@ -225,6 +238,17 @@ def machine_info(threads: int, devices: list[str]) -> dict:
     return info
 
 
+def _options(items: list[str]) -> dict:
+    """``KEY=VALUE`` pairs as TrainConfig keyword arguments (true/false, numbers, strings)."""
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        out[key] = {"true": True, "false": False}.get(value.lower(), value)
+        if isinstance(out[key], str) and out[key].lstrip("-").isdigit():
+            out[key] = int(out[key])
+    return out
+
+
 def _summary(values: list[float]) -> tuple[float, float, float]:
     return statistics.median(values), min(values), max(values)
 
@@ -247,6 +271,13 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default="outputs/bench/train_throughput.json", help="where to write the figures")
     p.add_argument("--quick", action="store_true", help="2 models, 2 steps of 256, 3 repeats, CPU")
+    p.add_argument(
+        "--option",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="TrainConfig options of the project's trainer (b), e.g. channels_last=true compile=true",
+    )
     args = p.parse_args()
     if args.quick:
         args.model = args.model or QUICK_MODELS
@@ -291,7 +322,17 @@ def main() -> int:
                         if which == "a":
                             a_runs.append(run_seed_style(name, eeg, img, args.batch_size, device, args.seed))
                         else:
-                            b_runs.append(run_ours(name, paths, args.batch_size, device, args.seed, tmp))
+                            b_runs.append(
+                                run_ours(
+                                    name,
+                                    paths,
+                                    args.batch_size,
+                                    device,
+                                    args.seed,
+                                    tmp,
+                                    _options(args.option),
+                                )
+                            )
                 a = _summary([x["samples_per_s"] for x in a_runs])
                 b = _summary([x["samples_per_s"] for x in b_runs])
                 bc = _summary([x["samples_per_s_with_checkpoints"] for x in b_runs])

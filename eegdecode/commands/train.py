@@ -212,7 +212,7 @@ def build_config(args: argparse.Namespace, paths) -> TrainConfig:  # noqa: F821
     data = dict(d.pop("data", {}) or {})
     for key in ("model", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "cosine", "grad_clip", "loss",
                 "device", "early_stopping", "num_workers", "eval_test_every_epoch", "wandb", "features", "batches",
-                "checkpoint_every", "compile"):  # fmt: skip
+                "checkpoint_every", "compile", "channels_last"):  # fmt: skip
         val = getattr(args, key, None)
         if val is not None:
             d[key] = val

@@ -1,7 +1,7 @@
 """The configuration of a training run: every option, checked when it is made, written in full to ``config.json``.
 
 Options that change how fast a run goes but not what it computes (``batches``, ``checkpoint_every``,
-``num_workers``, ``device``, ``compile``) may change on ``--resume`` (see :mod:`eegdecode.training.runs`).
+``num_workers``, ``device``, ``compile``, ``channels_last``) may change on ``--resume`` (see :mod:`eegdecode.training.runs`).
 
 - ``batches``: where training batches come from. ``"device"``: the fold's training EEG is copied once to the
   training device (the GPU, or RAM on CPU) and every batch is gathered there; ``"host"``: batches are gathered from
@@ -11,6 +11,8 @@ Options that change how fast a run goes but not what it computes (``batches``, `
 - ``checkpoint_every``: ``last`` (and ``best``, kept in memory meanwhile) are written every N epochs and at the
   end; a killed run resumes from the last one written and redoes the epochs after it, with the same result.
 - ``compile``: ``torch.compile`` the encoder's training forward pass.
+- ``channels_last``: the encoder's 4-D (convolution) weights in channels-last memory format, so oneDNN / cuDNN
+  pick channels-last kernels; the same math, other rounding (measured: ``bench/train_throughput.py``).
 
 ``target`` (optional) says what the EEG is aligned to, as a :class:`TargetPlan` mapping: the target spec
 (``backbone``, ``weights``, ``layers``, ``pooling``, ``blur``) and how training uses it (``combine``, ``blur_rule``,
@@ -139,6 +141,7 @@ class TrainConfig:
     batches: str = "auto"
     checkpoint_every: int = 5
     compile: bool = False
+    channels_last: bool = False
     target: dict[str, Any] | None = None
     mmd_epochs: int = 0
     recipe: str | None = None

@@ -27,7 +27,7 @@ from eegdecode.io import json_text, read_json
 
 #: TrainConfig keys that ``--resume`` may change (see the module docstring).
 RESUME_SAFE_KEYS = ("epochs", "device", "num_workers", "wandb", "eval_test_every_epoch", "batches", "checkpoint_every",
-                    "compile")  # fmt: skip
+                    "compile", "channels_last")  # fmt: skip
 
 
 def run_dir(

@@ -410,6 +410,8 @@ def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Pa
                                drop_last=len(dataset) > cfg.batch_size)  # fmt: skip
     targets = TrainTargets(fd.targets, fd.image_concept, len(dataset), cfg.seed, device)
     steps_per_epoch = max(1, len(dataset) // cfg.batch_size)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
     forward = model
     if world > 1:
         forward = torch.nn.parallel.DistributedDataParallel(
