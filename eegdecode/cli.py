@@ -72,20 +72,25 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("eegdecode").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    if not getattr(args, "_run", None):
-        parser.print_help()
-        return 0 if args.command is None else 2
-    from eegdecode.errors import EEGDecodeError
-
+    ours = logging.getLogger("eegdecode")
+    previous_level = ours.level  # restored on return, so an in-process call leaves logging as it found it
+    ours.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
-        return int(args._run(args) or 0)
-    except EEGDecodeError as exc:
-        if args.verbose:
-            raise
-        message = " ".join(str(exc).split())  # one line, whatever the message holds
-        print(f"eegdecode {args.command}: error: {message}", file=sys.stderr)
-        return exc.exit_code
+        if not getattr(args, "_run", None):
+            parser.print_help()
+            return 0 if args.command is None else 2
+        from eegdecode.errors import EEGDecodeError
+
+        try:
+            return int(args._run(args) or 0)
+        except EEGDecodeError as exc:
+            if args.verbose:
+                raise
+            message = " ".join(str(exc).split())  # one line, whatever the message holds
+            print(f"eegdecode {args.command}: error: {message}", file=sys.stderr)
+            return exc.exit_code
+    finally:
+        ours.setLevel(previous_level)
 
 
 def run_alias(command: str, *fixed: str, argv: list[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
-from conftest import HF_REPO
+from conftest import HF_REPO, _zip
 from fake_hosts import wait_for
 
 from eegdecode.cli import main
@@ -422,7 +422,6 @@ def test_endpoints_default_to_the_real_hosts_and_are_overridable(monkeypatch, ca
 
 
 def test_250hz_release_published_as_one_zip_per_subject_is_unpacked(hosts, published, tmp_path):
-    from conftest import _zip
 
     sub01 = published["src"] / "Preprocessed_data_250Hz" / "sub-01"
     hosts.hf[HF_REPO] = {"Preprocessed_data_250Hz/sub-01.zip": _zip(sub01, "sub-01"), "README.md": b"#\n"}

@@ -145,6 +145,7 @@ def test_changed_image_list_rebuilds_only_that_split(tiny, image_root, tmp_path,
     old_test = load_features(out, "test").image.copy()
     folder = image_root / "training_images" / "00001_aardvark"
     (folder / "aardvark_01b.jpg").rename(folder / "aardvark_04s.jpg")  # same images, new list and order
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger=LOGGER):
         _compute(image_root, out, tiny["weights"])
     assert "computing train features" in caplog.text and "image list changed" in caplog.text
@@ -201,6 +202,7 @@ def test_missing_split_is_added_and_stored_split_kept(tiny, image_root, tmp_path
     assert set(read_feature_meta(out)["splits"]) == {"test"}
     with pytest.raises(MissingFileError, match="train"):
         load_features(out, "train")
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger=LOGGER):
         _compute(image_root, out, tiny["weights"])
     assert "computing train features in" in caplog.text and "computing test features" not in caplog.text
