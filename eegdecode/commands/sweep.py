@@ -208,6 +208,12 @@ def run(args: argparse.Namespace) -> int:
     todo = [s for s, st in zip(sweep.specs, states) if st.status in wanted]
     todo = todo[: args.limit] if args.limit is not None else todo
     t_plan = time.perf_counter() - t0
+    if todo:
+        from eegdecode.sweep.run import preflight
+
+        t1 = time.perf_counter()
+        n_checked = preflight(todo)
+        log.info("checked %d configuration(s) before starting (%.1f s)", n_checked, time.perf_counter() - t1)
 
     print(f"sweep {source}: {len(sweep.specs)} runs ({_counts(states)}); {len(todo)} to run; out {sweep.out}")
     if ex["kind"] == "local":

@@ -65,6 +65,29 @@ def train_spec(spec: RunSpec) -> dict[str, Any] | None:
             dist.destroy_process_group()
 
 
+def preflight(specs: list[RunSpec]) -> int:
+    """:func:`eegdecode.training.trainer.prepare_run` (every check of data, features, image set, model options,
+    run folder; nothing written) once per distinct configuration and protocol, on its first fold, on the CPU.
+
+    Returns the number of configurations checked. Seeds and further folds of a configuration differ only in what the
+    plan already checked (the subjects exist, the folders are free or resumable).
+    """
+    from eegdecode.data.datasets import Fold
+    from eegdecode.data.paths import DatasetPaths
+    from eegdecode.training.trainer import TrainConfig, prepare_run
+
+    seen: set[str] = set()
+    for spec in specs:
+        config = {**spec.config, "seed": 0, "device": "cpu"}
+        key = json.dumps([config, spec.fold["protocol"], spec.data_root, spec.release], sort_keys=True, default=str)
+        if key in seen:
+            continue
+        seen.add(key)
+        cfg = TrainConfig.from_dict(config)
+        prepare_run(cfg, DatasetPaths(spec.data_root, spec.release), Fold(**spec.fold), spec.run_dir, resume=True)
+    return len(seen)
+
+
 def _train_distributed(spec: RunSpec) -> dict[str, Any]:
     """``torchrun`` of :func:`main` with ``spec.processes`` processes on this machine."""
     run_dir = Path(spec.run_dir)

@@ -209,6 +209,8 @@ def expand(grid: dict[str, Any], source: str = "the grid", out: str | Path | Non
     base = dict(grid.get("base") or {})
     for key in base:
         _check_key(key, f"{source}: base")
+    for key in base.get("data") or {}:
+        _check_key(f"data.{key}", f"{source}: base")
     axes = dict(grid.get("grid") or {})
     if "subject" in axes or "subjects" in axes:
         raise ConfigError(f"{source}: grid: subjects are not an axis; give `subjects:` / `test_subjects:` at the top")
