@@ -200,6 +200,10 @@ def run(args: argparse.Namespace) -> int:
     ex = executor_options(args, sweep.executor)
     processes = sweep.specs[0].processes if sweep.specs else 1
     slots = _slots(ex["local"], processes) if ex["kind"] == "local" else None
+    if ex["kind"] != "local":
+        from eegdecode.sweep.executors import check_submitit
+
+        check_submitit(ex["kind"])
     if args.limit is not None and args.limit < 0:
         raise ConfigError(f"Invalid value for --limit: {args.limit}; expected >= 0")
     states = scan(sweep.specs)
@@ -257,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"submitted {len(jobs)} job(s)" + (f": {jobs[0].job_id.split('_')[0]}" if jobs else ""), flush=True)
         if args.no_wait:
             return 0
-        wait(jobs, todo, on_result=report)
+        wait(jobs, todo, on_result=report, poll_s=10.0 if ex["kind"] == "slurm" else 0.5)
 
     states = scan(sweep.specs)
     print(f"\nsweep {source}: {_counts(states)}")

@@ -20,6 +20,7 @@ import dataclasses
 import logging
 import multiprocessing as mp
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -166,8 +167,12 @@ class RunJob:
 
         from eegdecode.sweep.run import train_spec
 
-        env = submitit.JobEnvironment()
-        if env.num_tasks > 1:
+        try:
+            env = submitit.JobEnvironment()
+            tasks = env.num_tasks
+        except RuntimeError:  # called outside a submitit job (a requeued submission run by hand, tests)
+            tasks = 1
+        if tasks > 1:
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=True)
             if env.global_rank != 0:
                 train_spec(spec)
@@ -211,12 +216,23 @@ class SlurmOptions:
             raise ConfigError(f"Invalid value for additional: {self.additional!r}; expected a mapping")
 
 
+def check_submitit(kind: str) -> None:
+    """Refuse ``kind`` before anything runs when it cannot work here (SLURM needs ``sbatch`` and ``srun``)."""
+    if kind not in SUBMITIT_KINDS:
+        raise ConfigError(f"Invalid value for executor: {kind!r}; allowed values are {list(SUBMITIT_KINDS)}")
+    missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
+    if kind == "slurm" and missing:
+        raise ConfigError(
+            f"executor slurm: {' and '.join(missing)} not found on PATH; run the sweep where SLURM is (a login "
+            "node), or use --executor local"
+        )
+
+
 def submitit_executor(kind: str, folder: str | Path, options: SlurmOptions, processes_per_run: int = 1):
     """A submitit ``AutoExecutor`` for ``kind`` (slurm | submitit-local | debug) with the job parameters set."""
     import submitit
 
-    if kind not in SUBMITIT_KINDS:
-        raise ConfigError(f"Invalid value for executor: {kind!r}; allowed values are {list(SUBMITIT_KINDS)}")
+    check_submitit(kind)
     cluster = SUBMITIT_KINDS[kind]
     executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster, slurm_max_num_timeout=options.max_requeue)
     params: dict[str, Any] = {
