@@ -192,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     from eegdecode.errors import ConfigError
     from eegdecode.io import write_json
     from eegdecode.sweep.spec import (DONE, FAILED, PENDING, PLAN_NAME, RUNNING, SweepIncompleteError, check_resumable,
-                                      expand, plan_record, scan)  # fmt: skip
+                                      estimate, expand, plan_record, scan)  # fmt: skip
 
     t0 = time.perf_counter()
     grid, source = grid_from_args(args)
@@ -227,6 +227,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"executor {ex['kind']}: {ex['slurm']}")
     if args.dry_run:
         print("\n".join(_plan_lines(sweep, states, todo)))
+        parallel = len(slots) if slots else ex["slurm"].array_parallelism
+        guess = estimate(sweep.specs, states, todo, parallel)
+        if guess["measured"]:
+            rest = f"; {guess['unmeasured']} run(s) of kinds not yet measured not counted" if guess["unmeasured"] else ""
+            print(f"estimated wall time of the {len(todo)} runs: {guess['seconds'] / 3600:.2f} h on {parallel} "
+                  f"worker(s) ({guess['run_seconds'] / 3600:.2f} run-hours, from {guess['measured']} finished "
+                  f"run(s) of the same kind{rest})")  # fmt: skip
         print(f"(plan and state scan: {t_plan * 1e3:.1f} ms, {t_plan / max(1, len(sweep.specs)) * 1e3:.3f} ms per run)")
         return 0
 

@@ -1,7 +1,8 @@
 """One run of a sweep: :func:`run_one`, the top-level function every executor maps over the run specs.
 
 A run always continues what its folder holds (``train --resume``): a fresh folder starts at epoch 0, an interrupted
-one continues from ``checkpoints/last``. While it works it keeps ``sweep_running.json`` (host, process, SLURM job);
+one continues from ``checkpoints/last``. While it works it keeps ``sweep_running.json`` (host, process, SLURM job), and
+when it is done it writes ``sweep_record.json`` (its wall time, for the estimate of ``--dry-run``);
 a failure leaves ``sweep_failure.json`` with the error on one line, so the next invocation reports it and reruns it
 only on request (``--rerun-failed``).
 
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from eegdecode.io import write_json
-from eegdecode.sweep.spec import FAILURE_NAME, RESULTS_NAME, RUNNING_NAME, RunSpec
+from eegdecode.sweep.spec import FAILURE_NAME, RECORD_NAME, RESULTS_NAME, RUNNING_NAME, RunSpec
 
 SPEC_NAME = "sweep_spec.json"
 
@@ -121,7 +122,9 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         raise
     finally:
         (run_dir / RUNNING_NAME).unlink(missing_ok=True)
-    return {"index": spec.index, "run_dir": spec.run_dir, "status": "done", "seconds": time.perf_counter() - t0,
+    seconds = time.perf_counter() - t0
+    write_json(run_dir / RECORD_NAME, _marker(spec, seconds=seconds, processes=spec.processes))
+    return {"index": spec.index, "run_dir": spec.run_dir, "status": "done", "seconds": seconds,
             "top1": _top1(results)}  # fmt: skip
 
 

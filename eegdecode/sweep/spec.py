@@ -53,6 +53,7 @@ RESULTS_NAME = "results.json"
 FAILURE_NAME = "sweep_failure.json"
 RUNNING_NAME = "sweep_running.json"
 PLAN_NAME = "sweep_plan.json"
+RECORD_NAME = "sweep_record.json"
 
 #: Top-level keys of a grid file.
 GRID_FILE_KEYS = ("out", "data_root", "release", "subjects", "test_subjects", "processes_per_run", "base", "grid",
@@ -347,3 +348,29 @@ def check_resumable(specs: list[RunSpec], states: list[RunState]) -> None:
     for spec, state in zip(specs, states):
         if state.status != DONE and (Path(spec.run_dir) / "config.json").exists():
             resume_changes(Path(spec.run_dir), spec.config, 0)
+
+
+def estimate(specs: list[RunSpec], states: list[RunState], todo: list[RunSpec], slots: int) -> dict[str, Any]:
+    """Wall time of ``todo`` on ``slots`` parallel workers, from the wall times (``sweep_record.json``) of the
+    finished runs of the same kind (variant, model, protocol); runs of a kind with none finished are counted apart.
+    """
+    times: dict[tuple, list[float]] = {}
+    for spec, state in zip(specs, states):
+        record = Path(spec.run_dir) / RECORD_NAME
+        if state.status == DONE and record.exists():
+            seconds = _read_marker(record).get("seconds")
+            if isinstance(seconds, int | float):
+                times.setdefault(_kind(spec), []).append(float(seconds))
+    total, unknown = 0.0, 0
+    for spec in todo:
+        known = times.get(_kind(spec))
+        if known:
+            total += sum(known) / len(known)
+        else:
+            unknown += 1
+    return {"seconds": total / max(1, slots), "run_seconds": total, "measured": sum(map(len, times.values())),
+            "unmeasured": unknown}  # fmt: skip
+
+
+def _kind(spec: RunSpec) -> tuple:
+    return spec.variant, spec.config["model"], spec.fold["protocol"]

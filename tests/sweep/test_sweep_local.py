@@ -31,7 +31,8 @@ def test_grid_finishes_restart_runs_only_the_missing_and_matches_runs_alone(writ
 
     # A sweep killed after three runs, and one more run killed during training (its last checkpoint written,
     # its worker gone, its marker left behind).
-    assert main(["sweep", str(path), *flags, "--limit", "3"]) == 1  # incomplete: exit 1, after the three runs
+    # (The first part runs in this process, through submitit's debug executor: the same run_one, no worker start-up.)
+    assert main(["sweep", str(path), "--executor", "debug", "--no-report", "--limit", "3"]) == 1  # incomplete
     out, err = capsys.readouterr()
     assert _started(out) == 3 and "5 of 8 runs not done" in err
     killed = sweep.specs[5]
@@ -46,6 +47,9 @@ def test_grid_finishes_restart_runs_only_the_missing_and_matches_runs_alone(writ
     (Path(killed.run_dir) / RUNNING_NAME).write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid}))
     states = scan(sweep.specs)
     assert [s.status for s in states].count(DONE) == 3 and states[5].detail == "continues after epoch 1"
+    assert main(["sweep", str(path), *flags, "--dry-run"]) == 0  # the plan, with an estimate from the 3 runs
+    out = capsys.readouterr().out
+    assert "estimated wall time of the 5 runs" in out and "4 run(s) of kinds not yet measured" in out
 
     assert main(["sweep", str(path), "--workers", "2", "--threads", "1"]) == 0
     out = capsys.readouterr().out

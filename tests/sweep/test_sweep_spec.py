@@ -134,3 +134,30 @@ def test_runspec_label():
     spec = RunSpec(0, "r", {"model": "MUSE_EEG", "seed": 3}, {"protocol": "intra", "name": "sub-01"}, "d")
     assert spec.label == "MUSE_EEG | intra | sub-01 | seed 3"
     assert RunSpec(**{**spec.__dict__, "variant": "lr=0.1"}).label == "lr=0.1 | MUSE_EEG | intra | sub-01 | seed 3"
+
+
+def test_the_packaged_example_expands(tiny_root, tmp_path):
+    from importlib import resources
+
+    example = resources.files("eegdecode") / "configs" / "sweep_example.yaml"
+    grid = read_grid_file(str(example))
+    sweep = expand(grid, "sweep_example.yaml", out=tmp_path / "study", data_root=tiny_root)
+    assert len(sweep.specs) == 4 * 2 * 2 * 3  # models x protocols x folds (2 subjects here) x seeds
+    assert {s.config["epochs"] for s in sweep.specs} == {40} and sweep.executor == {"kind": "local"}
+
+
+def test_estimate_from_finished_runs_of_the_same_kind(tmp_path):
+    from eegdecode.sweep.spec import RECORD_NAME, RunState, estimate
+
+    def spec(i, model, variant=""):
+        return RunSpec(i, str(tmp_path / str(i)), {"model": model, "seed": i}, {"protocol": "intra", "name": "s"}, "d",
+                       variant=variant)  # fmt: skip
+
+    specs = [spec(0, "A"), spec(1, "A"), spec(2, "A"), spec(3, "B"), spec(4, "A", "lr=1")]
+    for i, seconds in ((0, 10.0), (1, 30.0)):
+        os.makedirs(specs[i].run_dir)
+        with open(os.path.join(specs[i].run_dir, RECORD_NAME), "w") as f:
+            json.dump({"seconds": seconds}, f)
+    states = [RunState(DONE), RunState(DONE), RunState(PENDING), RunState(PENDING), RunState(PENDING)]
+    guess = estimate(specs, states, specs[2:], slots=2)
+    assert guess == {"seconds": 10.0, "run_seconds": 20.0, "measured": 2, "unmeasured": 2}
