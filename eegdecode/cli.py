@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "features": ("features", "compute open_clip image/text features of an image set"),
     "train": ("train", "train an encoder (intra / loso / joint) and evaluate it once on the test set"),
-    "sweep": ("sweep", "a grid of runs (models x protocols x subjects x seeds x options), locally or on SLURM"),
+    "sweep": ("sweep", "a grid of runs (models x protocols x subjects x seeds), locally or on SLURM"),
     "evaluate": ("evaluate", "k-way retrieval of a trained run's checkpoint on the test set"),
     "summarize": ("summarize", "mean ± sd tables over runs (subjects x seeds) per model and k"),
     "extract": ("extract", "generation step 1: EEG embeddings of a trained run"),

@@ -39,7 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("grid", nargs="?", help="grid file (YAML/JSON); flags override it")
     p.add_argument("--out", help="folder of run folders (overrides `out:`)")
     p.add_argument("--data-root", help="data root (default: `data_root:`, else $EEGDECODE_DATA)")
-    p.add_argument("--release", choices=("250hz", "100hz", "meg"), help="overrides `release:` (default 250hz)")
+    p.add_argument(
+        "--release", choices=("250hz", "100hz", "meg"), help="overrides `release:` (default 250hz)"
+    )
     g = p.add_argument_group("grid axes (each overrides the file's axis)")
     g.add_argument("--model", nargs="+", help="encoder names")
     g.add_argument("--protocol", nargs="+", choices=("intra", "loso", "joint"))
@@ -52,8 +54,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a TrainConfig key for every run, e.g. epochs=10 or data.channels=posterior17")  # fmt: skip
     g.add_argument("--processes-per-run", type=int, help="DDP processes (GPUs) per run (default 1)")
     s = p.add_argument_group("what to run")
-    s.add_argument("--dry-run", action="store_true", help="print the plan (every run and its state); run nothing")
-    s.add_argument("--rerun-failed", action="store_true", help="also rerun failed runs (from their last checkpoint)")
+    s.add_argument(
+        "--dry-run", action="store_true", help="print the plan (every run and its state); run nothing"
+    )
+    s.add_argument(
+        "--rerun-failed", action="store_true", help="also rerun failed runs (from their last checkpoint)"
+    )
     s.add_argument("--take-over", action="store_true",
                    help="also start runs marked running by another host or a SLURM job (after a crash left the mark)")  # fmt: skip
     s.add_argument("--limit", type=int, help="start at most this many runs")
@@ -62,7 +68,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     e.add_argument("--executor", choices=("local", "slurm", "submitit-local", "debug"), help="default local")
     e.add_argument("--workers", type=int, help="local: CPU workers when no GPU is visible (default 1)")
     e.add_argument("--gpus", help="local: GPUs to use, e.g. 0,1 (default: every visible one), or none")
-    e.add_argument("--threads", type=int, help="local: threads per worker (default: an even share of the CPUs)")
+    e.add_argument(
+        "--threads", type=int, help="local: threads per worker (default: an even share of the CPUs)"
+    )
     e.add_argument("--timeout-min", type=int, help="submitit: time limit per job in minutes (default 240)")
     e.add_argument("--mem-gb", type=float, help="submitit: memory per job (default 32)")
     e.add_argument("--cpus-per-task", type=int, help="submitit: CPUs per task (default 8)")
@@ -73,7 +81,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     e.add_argument("--slurm-param", action="append", default=[], metavar="KEY=VALUE",
                    help="slurm: any other sbatch parameter, e.g. account=lab or constraint=a100")  # fmt: skip
     e.add_argument("--submitit-folder", help="submitit: job logs and pickles (default <out>/.submitit)")
-    e.add_argument("--no-wait", action="store_true", help="slurm: submit and return; run the sweep again later")
+    e.add_argument(
+        "--no-wait", action="store_true", help="slurm: submit and return; run the sweep again later"
+    )
 
 
 def grid_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
@@ -191,8 +201,19 @@ def _summaries(sweep, states, no_report: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     from eegdecode.errors import ConfigError
     from eegdecode.io import write_json
-    from eegdecode.sweep.spec import (DONE, FAILED, PENDING, PLAN_NAME, RUNNING, SweepIncompleteError, check_resumable,
-                                      estimate, expand, plan_record, scan)  # fmt: skip
+    from eegdecode.sweep.spec import (
+        DONE,
+        FAILED,
+        PENDING,
+        PLAN_NAME,
+        RUNNING,
+        SweepIncompleteError,
+        check_resumable,
+        estimate,  # fmt: skip
+        expand,
+        plan_record,
+        scan,
+    )
 
     t0 = time.perf_counter()
     grid, source = grid_from_args(args)
@@ -230,11 +251,17 @@ def run(args: argparse.Namespace) -> int:
         parallel = len(slots) if slots else ex["slurm"].array_parallelism
         guess = estimate(sweep.specs, states, todo, parallel)
         if guess["measured"]:
-            rest = f"; {guess['unmeasured']} run(s) of kinds not yet measured not counted" if guess["unmeasured"] else ""
+            rest = (
+                f"; {guess['unmeasured']} run(s) of kinds not yet measured not counted"
+                if guess["unmeasured"]
+                else ""
+            )
             print(f"estimated wall time of the {len(todo)} runs: {guess['seconds'] / 3600:.2f} h on {parallel} "
                   f"worker(s) ({guess['run_seconds'] / 3600:.2f} run-hours, from {guess['measured']} finished "
                   f"run(s) of the same kind{rest})")  # fmt: skip
-        print(f"(plan and state scan: {t_plan * 1e3:.1f} ms, {t_plan / max(1, len(sweep.specs)) * 1e3:.3f} ms per run)")
+        print(
+            f"(plan and state scan: {t_plan * 1e3:.1f} ms, {t_plan / max(1, len(sweep.specs)) * 1e3:.3f} ms per run)"
+        )
         return 0
 
     write_json(sweep.out / PLAN_NAME, plan_record(sweep))
@@ -251,7 +278,10 @@ def run(args: argparse.Namespace) -> int:
             took = f"  {record['seconds']:.1f} s" if "seconds" in record else ""
             print(f"[{n_done}/{len(todo)}] done   {spec.label}{score}{took}", flush=True)
         else:
-            print(f"[{n_done}/{len(todo)}] {record['status']:<6} {spec.label}: {record.get('error', '')}", flush=True)
+            print(
+                f"[{n_done}/{len(todo)}] {record['status']:<6} {spec.label}: {record.get('error', '')}",
+                flush=True,
+            )
 
     if ex["kind"] == "local":
         from eegdecode.sweep.executors import run_local
@@ -265,7 +295,10 @@ def run(args: argparse.Namespace) -> int:
         jobs = submit(executor, todo)
         if ex["kind"] == "slurm":
             _mark_submitted(todo, jobs)
-        print(f"submitted {len(jobs)} job(s)" + (f": {jobs[0].job_id.split('_')[0]}" if jobs else ""), flush=True)
+        print(
+            f"submitted {len(jobs)} job(s)" + (f": {jobs[0].job_id.split('_')[0]}" if jobs else ""),
+            flush=True,
+        )
         if args.no_wait:
             return 0
         wait(jobs, todo, on_result=report, poll_s=10.0 if ex["kind"] == "slurm" else 0.5)
@@ -292,4 +325,6 @@ def _mark_submitted(specs, jobs) -> None:
     for spec, job in zip(specs, jobs):
         path = Path(spec.run_dir)
         path.mkdir(parents=True, exist_ok=True)
-        write_json(path / RUNNING_NAME, {"host": None, "job_id": job.job_id, "time": time.time(), "run": spec.label})
+        write_json(
+            path / RUNNING_NAME, {"host": None, "job_id": job.job_id, "time": time.time(), "run": spec.label}
+        )

@@ -84,7 +84,9 @@ def local_slots(gpus: Sequence[str], workers: int | None = None, processes_per_r
             )
         n = min(n, workers) if workers else n
         share = threads or max(1, cpus // (n * processes_per_run))
-        return [Slot(tuple(gpus[i * processes_per_run : (i + 1) * processes_per_run]), share) for i in range(n)]
+        return [
+            Slot(tuple(gpus[i * processes_per_run : (i + 1) * processes_per_run]), share) for i in range(n)
+        ]
     n = workers or 1
     share = threads or max(1, cpus // (n * processes_per_run))
     return [Slot((), share) for _ in range(n)]
@@ -234,7 +236,9 @@ def submitit_executor(kind: str, folder: str | Path, options: SlurmOptions, proc
 
     check_submitit(kind)
     cluster = SUBMITIT_KINDS[kind]
-    executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster, slurm_max_num_timeout=options.max_requeue)
+    executor = submitit.AutoExecutor(
+        folder=str(folder), cluster=cluster, slurm_max_num_timeout=options.max_requeue
+    )
     params: dict[str, Any] = {
         "name": options.job_name,
         "timeout_min": options.timeout_min,
@@ -275,7 +279,9 @@ def wait(jobs: Sequence, specs: Sequence[RunSpec], on_result: Callable[[dict], N
             record = job.result() or {"index": spec.index, "run_dir": spec.run_dir, "status": "done"}
         except Exception as exc:  # submitit.core.utils.FailedJobError, UncompletedJobError
             lines = [line for line in str(exc).splitlines() if line.strip()]
-            error = next((line for line in reversed(lines) if "Error" in line), lines[-1] if lines else repr(exc))
+            error = next(
+                (line for line in reversed(lines) if "Error" in line), lines[-1] if lines else repr(exc)
+            )
             record = {"index": spec.index, "run_dir": spec.run_dir, "status": "failed",
                       "error": f"job {job.job_id}: {error.strip()}"}  # fmt: skip
         records.append(record)

@@ -80,12 +80,16 @@ def preflight(specs: list[RunSpec]) -> int:
     seen: set[str] = set()
     for spec in specs:
         config = {**spec.config, "seed": 0, "device": "cpu"}
-        key = json.dumps([config, spec.fold["protocol"], spec.data_root, spec.release], sort_keys=True, default=str)
+        key = json.dumps(
+            [config, spec.fold["protocol"], spec.data_root, spec.release], sort_keys=True, default=str
+        )
         if key in seen:
             continue
         seen.add(key)
         cfg = TrainConfig.from_dict(config)
-        prepare_run(cfg, DatasetPaths(spec.data_root, spec.release), Fold(**spec.fold), spec.run_dir, resume=True)
+        prepare_run(
+            cfg, DatasetPaths(spec.data_root, spec.release), Fold(**spec.fold), spec.run_dir, resume=True
+        )
     return len(seen)
 
 
@@ -99,7 +103,9 @@ def _train_distributed(spec: RunSpec) -> dict[str, Any]:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = [line for line in proc.stderr.splitlines() if line.strip()][-1:] or ["(no output)"]
-        raise RuntimeError(f"torchrun with {spec.processes} processes exited with {proc.returncode}: {tail[0]}")
+        raise RuntimeError(
+            f"torchrun with {spec.processes} processes exited with {proc.returncode}: {tail[0]}"
+        )
     return json.loads((run_dir / RESULTS_NAME).read_text())
 
 
@@ -118,7 +124,9 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         results = _train_distributed(spec) if spec.processes > 1 else train_spec(spec)
     except Exception as exc:
         error = " ".join(f"{type(exc).__name__}: {exc}".split())
-        write_json(run_dir / FAILURE_NAME, _marker(spec, error=error, traceback=traceback.format_exc()[-4000:]))
+        write_json(
+            run_dir / FAILURE_NAME, _marker(spec, error=error, traceback=traceback.format_exc()[-4000:])
+        )
         raise
     finally:
         (run_dir / RUNNING_NAME).unlink(missing_ok=True)

@@ -123,10 +123,14 @@ def read_grid_file(path: str | Path | None) -> dict[str, Any]:
     except Exception as exc:  # yaml.YAMLError, json.JSONDecodeError
         raise DataFormatError(path, f"cannot be parsed ({type(exc).__name__}: {exc})") from exc
     if not isinstance(data, dict):
-        raise DataFormatError(path, "not a grid", "a mapping of " + ", ".join(GRID_FILE_KEYS), type(data).__name__)
+        raise DataFormatError(
+            path, "not a grid", "a mapping of " + ", ".join(GRID_FILE_KEYS), type(data).__name__
+        )
     unknown = [k for k in data if k not in GRID_FILE_KEYS]
     if unknown:
-        raise ConfigError(f"{path}: unknown key {unknown[0]!r}; a grid file has the keys {', '.join(GRID_FILE_KEYS)}")
+        raise ConfigError(
+            f"{path}: unknown key {unknown[0]!r}; a grid file has the keys {', '.join(GRID_FILE_KEYS)}"
+        )
     for key in ("base", "grid", "executor"):
         if data.get(key) is not None and not isinstance(data[key], dict):
             raise ConfigError(f"{path}: {key} must be a mapping, found {type(data[key]).__name__}")
@@ -181,7 +185,9 @@ def _tag_value(value: Any) -> str:
     return "".join(c if c.isalnum() or c in "-_.+" else "_" for c in str(value))
 
 
-def _run_config(base: dict[str, Any], model: str, combo: dict[str, Any], default_features: str) -> dict[str, Any]:
+def _run_config(
+    base: dict[str, Any], model: str, combo: dict[str, Any], default_features: str
+) -> dict[str, Any]:
     """The TrainConfig dictionary of one grid point (``base`` < axis values; see the module docstring for recipes)."""
     cfg = copy.deepcopy(base)
     cfg["model"] = model
@@ -214,7 +220,9 @@ def expand(grid: dict[str, Any], source: str = "the grid", out: str | Path | Non
         _check_key(f"data.{key}", f"{source}: base")
     axes = dict(grid.get("grid") or {})
     if "subject" in axes or "subjects" in axes:
-        raise ConfigError(f"{source}: grid: subjects are not an axis; give `subjects:` / `test_subjects:` at the top")
+        raise ConfigError(
+            f"{source}: grid: subjects are not an axis; give `subjects:` / `test_subjects:` at the top"
+        )
     for key in axes:
         if key not in RESERVED_AXES:
             _check_key(key, f"{source}: grid")
@@ -229,7 +237,9 @@ def expand(grid: dict[str, Any], source: str = "the grid", out: str | Path | Non
     subjects = grid.get("subjects") or found
     missing = [s for s in subjects if subject_name(s) not in found]
     if missing:
-        raise MissingFileError(paths.subject_dir(missing[0]), f"subject {missing[0]} of {source} is not in the release")
+        raise MissingFileError(
+            paths.subject_dir(missing[0]), f"subject {missing[0]} of {source} is not in the release"
+        )
     test_subjects = grid.get("test_subjects")
     default_features = "reference" if (paths.root / "simulation.json").exists() else "ViT-H-14"
 
@@ -266,7 +276,9 @@ def expand(grid: dict[str, Any], source: str = "the grid", out: str | Path | Non
                         spec = RunSpec(len(specs), str(path), run_cfg, dataclasses.asdict(fold), str(paths.root),
                                        paths.release, variant, processes)  # fmt: skip
                         if path in seen:
-                            raise ConfigError(f"{source}: runs {seen[path]!r} and {spec.label!r} share {path}")
+                            raise ConfigError(
+                                f"{source}: runs {seen[path]!r} and {spec.label!r} share {path}"
+                            )
                         seen[path] = spec.label
                         specs.append(spec)
     return Sweep(source, out, specs, dict(grid.get("executor") or {}), variants)
@@ -333,7 +345,9 @@ def run_state(run_dir: str | Path) -> RunState:
     last = run_dir / "checkpoints" / "last.json"
     if last.exists():
         epoch = _read_marker(last).get("epoch")
-        return RunState(PENDING, f"continues after epoch {epoch + 1}" if isinstance(epoch, int) else "continues")
+        return RunState(
+            PENDING, f"continues after epoch {epoch + 1}" if isinstance(epoch, int) else "continues"
+        )
     return RunState(PENDING)
 
 

@@ -11,7 +11,12 @@ FAST_BASE = {
     "batch_size": 64,
     "device": "cpu",
     "eval_draws": 5,
-    "data": {"channels": "posterior17", "time_window": [0, 0.3], "train_unit": "average", "val_fraction": 0.1},
+    "data": {
+        "channels": "posterior17",
+        "time_window": [0, 0.3],
+        "train_unit": "average",
+        "val_fraction": 0.1,
+    },
 }
 
 
@@ -20,7 +25,11 @@ def write_grid(tmp_path, tiny_root):
     """``write_grid(grid=..., **top)`` -> path of a YAML grid file with the fast base and ``out`` under tmp_path."""
 
     def write(grid=None, name="grid.yaml", base=None, **top):
-        content = {"out": str(tmp_path / "runs"), "data_root": str(tiny_root), "base": copy.deepcopy(FAST_BASE)}
+        content = {
+            "out": str(tmp_path / "runs"),
+            "data_root": str(tiny_root),
+            "base": copy.deepcopy(FAST_BASE),
+        }
         content["base"].update(base or {})
         content["grid"] = grid or {}
         content.update(top)

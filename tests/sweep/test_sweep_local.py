@@ -23,7 +23,9 @@ def _started(out: str) -> int:
     return len(re.findall(r"^\[\d+/\d+\] done", out, flags=re.M))
 
 
-def test_grid_finishes_restart_runs_only_the_missing_and_matches_runs_alone(write_grid, tiny_root, tmp_path, capsys):
+def test_grid_finishes_restart_runs_only_the_missing_and_matches_runs_alone(
+    write_grid, tiny_root, tmp_path, capsys
+):
     path = write_grid({"lr": [0.001, 0.0003], "seed": [0, 1]}, subjects=[1, 2])  # 2 lr x 2 subjects x 2 seeds
     sweep = expand(read_grid_file(path), str(path))
     assert len(sweep.specs) == 8
@@ -44,7 +46,9 @@ def test_grid_finishes_restart_runs_only_the_missing_and_matches_runs_alone(writ
     (Path(killed.run_dir) / "config.json").write_text(json.dumps(config))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    (Path(killed.run_dir) / RUNNING_NAME).write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid}))
+    (Path(killed.run_dir) / RUNNING_NAME).write_text(
+        json.dumps({"host": socket.gethostname(), "pid": dead.pid})
+    )
     states = scan(sweep.specs)
     assert [s.status for s in states].count(DONE) == 3 and states[5].detail == "continues after epoch 1"
     assert main(["sweep", str(path), *flags, "--dry-run"]) == 0  # the plan, with an estimate from the 3 runs
@@ -73,7 +77,10 @@ def test_grid_finishes_restart_runs_only_the_missing_and_matches_runs_alone(writ
 
 def test_local_slots_one_per_gpu_or_workers_with_an_even_share_of_threads():
     assert local_slots(["0", "1", "2", "3"], cpus=16) == [Slot((g,), 4) for g in "0123"]
-    assert local_slots(["0", "1", "2", "3"], processes_per_run=2, cpus=16) == [Slot(("0", "1"), 4), Slot(("2", "3"), 4)]
+    assert local_slots(["0", "1", "2", "3"], processes_per_run=2, cpus=16) == [
+        Slot(("0", "1"), 4),
+        Slot(("2", "3"), 4),
+    ]
     assert local_slots(["4", "5"], workers=1, cpus=16) == [Slot(("4",), 16)]
     assert local_slots([], workers=3, cpus=8) == [Slot((), 2)] * 3
     assert local_slots([], cpus=8) == [Slot((), 8)]
@@ -82,3 +89,14 @@ def test_local_slots_one_per_gpu_or_workers_with_an_even_share_of_threads():
         local_slots(["0"], processes_per_run=2)
     with pytest.raises(ConfigError, match="--workers"):
         local_slots([], workers=0)
+
+
+@pytest.mark.slow
+def test_a_ddp_run_inside_a_sweep_goes_through_torchrun(write_grid, capsys):
+    """processes_per_run 2 on CPU: the worker starts torchrun (gloo) and the run records a world size of 2."""
+    path = write_grid(subjects=[1], processes_per_run=2)
+    assert main(["sweep", str(path), "--threads", "1", "--no-report"]) == 0
+    (spec,) = expand(read_grid_file(path), str(path)).specs
+    config = json.loads((Path(spec.run_dir) / "config.json").read_text())
+    assert config["world_size"] == 2 and (Path(spec.run_dir) / "results.json").exists()
+    assert "[1/1] done" in capsys.readouterr().out

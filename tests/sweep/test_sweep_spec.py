@@ -32,7 +32,12 @@ def test_expand_is_the_product_of_the_axes_in_the_usual_folders(write_grid, tmp_
     dirs = [s.run_dir for s in sweep.specs]
     assert len(set(dirs)) == len(dirs)
     loso = [s for s in sweep.specs if s.fold["protocol"] == "loso" and s.config["lr"] == 0.0003]
-    assert [(s.fold["name"], s.config["seed"]) for s in loso] == [("sub-01", 0), ("sub-01", 1), ("sub-02", 0), ("sub-02", 1)]
+    assert [(s.fold["name"], s.config["seed"]) for s in loso] == [
+        ("sub-01", 0),
+        ("sub-01", 1),
+        ("sub-02", 0),
+        ("sub-02", 1),
+    ]
     spec = loso[-1]
     assert spec.run_dir == str(tmp_path / "runs" / "lr=0.0003" / "MUSE_EEG" / "loso" / "sub-02" / "seed1")
     assert spec.fold["train_subjects"] == ["sub-01"] and spec.fold["test_subjects"] == ["sub-02"]
@@ -42,10 +47,14 @@ def test_expand_is_the_product_of_the_axes_in_the_usual_folders(write_grid, tmp_
 
 
 def test_single_values_need_no_variant_folder_and_dotted_keys_reach_data(write_grid, tmp_path):
-    path = write_grid({"model": ["MUSE_EEG", "NICE_EEG"], "data.time_window": [[0, 0.2]], "weight_decay": 0.0})
+    path = write_grid(
+        {"model": ["MUSE_EEG", "NICE_EEG"], "data.time_window": [[0, 0.2]], "weight_decay": 0.0}
+    )
     sweep = expand(read_grid_file(path), str(path))
     assert sweep.variants == [""]
-    assert [s.run_dir for s in sweep.specs[:1]] == [str(tmp_path / "runs" / "MUSE_EEG" / "intra" / "sub-01" / "seed0")]
+    assert [s.run_dir for s in sweep.specs[:1]] == [
+        str(tmp_path / "runs" / "MUSE_EEG" / "intra" / "sub-01" / "seed0")
+    ]
     assert {tuple(s.config["data"]["time_window"]) for s in sweep.specs} == {(0, 0.2)}
     assert {s.config["weight_decay"] for s in sweep.specs} == {0.0}
     assert [s.config["model"] for s in sweep.specs] == ["MUSE_EEG"] * 2 + ["NICE_EEG"] * 2
@@ -66,7 +75,9 @@ def test_single_values_need_no_variant_folder_and_dotted_keys_reach_data(write_g
         ({"model": ["nice", "NICE_EEG"]}, {}, {}, "share"),
     ],
 )
-def test_bad_grid_is_one_line_exit_2_and_nothing_written(write_grid, tmp_path, capsys, grid, top, base, needle):
+def test_bad_grid_is_one_line_exit_2_and_nothing_written(
+    write_grid, tmp_path, capsys, grid, top, base, needle
+):
     path = write_grid(grid, base=base, **top)
     assert main(["sweep", str(path)]) == 2
     err = capsys.readouterr().err
@@ -117,7 +128,9 @@ def test_dry_run_prints_every_run_and_writes_nothing(write_grid, tmp_path, capsy
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_folder_started_with_another_configuration_is_refused_before_anything_runs(write_grid, tmp_path, capsys):
+def test_a_folder_started_with_another_configuration_is_refused_before_anything_runs(
+    write_grid, tmp_path, capsys
+):
     path = write_grid(subjects=[1])
     spec = expand(read_grid_file(path), str(path)).specs[0]
     os.makedirs(spec.run_dir)
@@ -133,7 +146,10 @@ def test_a_folder_started_with_another_configuration_is_refused_before_anything_
 def test_runspec_label():
     spec = RunSpec(0, "r", {"model": "MUSE_EEG", "seed": 3}, {"protocol": "intra", "name": "sub-01"}, "d")
     assert spec.label == "MUSE_EEG | intra | sub-01 | seed 3"
-    assert RunSpec(**{**spec.__dict__, "variant": "lr=0.1"}).label == "lr=0.1 | MUSE_EEG | intra | sub-01 | seed 3"
+    assert (
+        RunSpec(**{**spec.__dict__, "variant": "lr=0.1"}).label
+        == "lr=0.1 | MUSE_EEG | intra | sub-01 | seed 3"
+    )
 
 
 def test_the_packaged_example_expands(tiny_root, tmp_path):

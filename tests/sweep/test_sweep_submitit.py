@@ -26,7 +26,10 @@ def fake_slurm(tmp_path, monkeypatch):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     calls = tmp_path / "sbatch_calls.txt"
-    scripts = {"sbatch": f'#!/bin/sh\necho "$1" >> {calls}\necho "Submitted batch job 4242"\n', "srun": "#!/bin/sh\n"}
+    scripts = {
+        "sbatch": f'#!/bin/sh\necho "$1" >> {calls}\necho "Submitted batch job 4242"\n',
+        "srun": "#!/bin/sh\n",
+    }
     for name, text in scripts.items():
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(stat.S_IRWXU)
@@ -85,7 +88,10 @@ def test_debug_and_local_executors_run_the_grid(write_grid, tmp_path, capsys):
     assert main(["sweep", str(path), "--executor", "debug", "--no-report", "--limit", "1"]) == 1
     assert main(["sweep", str(path), "--executor", "submitit-local", "--no-report"]) == 0
     out = capsys.readouterr().out
-    assert "2 runs (1 done, 1 pending); 1 to run" in out and "[1/1] done   MUSE_EEG | intra | sub-01 | seed 1" in out
+    assert (
+        "2 runs (1 done, 1 pending); 1 to run" in out
+        and "[1/1] done   MUSE_EEG | intra | sub-01 | seed 1" in out
+    )
     specs = expand(read_grid_file(path), str(path)).specs
     assert all(s.status == DONE for s in scan(specs))
     assert not any((Path(s.run_dir) / RUNNING_NAME).exists() for s in specs)
@@ -127,4 +133,6 @@ def test_a_failed_run_is_reported_and_rerun_only_on_request(write_grid, capsys, 
     with caplog.at_level("INFO", logger="eegdecode.training.trainer"):
         assert main(["sweep", str(path), "--executor", "debug", "--no-report", "--rerun-failed"]) == 0
     assert run_state(spec.run_dir).status == DONE
-    assert f"resuming {spec.run_dir} after epoch 0" in caplog.text  # from the last checkpoint the failure left
+    assert (
+        f"resuming {spec.run_dir} after epoch 0" in caplog.text
+    )  # from the last checkpoint the failure left
