@@ -169,6 +169,12 @@ def _plan_lines(sweep, states, todo) -> list[str]:
     return lines
 
 
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
 def _counts(states) -> str:
     from collections import Counter
 
@@ -256,12 +262,10 @@ def run(args: argparse.Namespace) -> int:
                 if guess["unmeasured"]
                 else ""
             )
-            print(f"estimated wall time of the {len(todo)} runs: {guess['seconds'] / 3600:.2f} h on {parallel} "
-                  f"worker(s) ({guess['run_seconds'] / 3600:.2f} run-hours, from {guess['measured']} finished "
+            print(f"estimated wall time of the {len(todo)} runs: {_duration(guess['seconds'])} on {parallel} "
+                  f"worker(s) ({_duration(guess['run_seconds'])} of run time, from {guess['measured']} finished "
                   f"run(s) of the same kind{rest})")  # fmt: skip
-        print(
-            f"(plan and state scan: {t_plan * 1e3:.1f} ms, {t_plan / max(1, len(sweep.specs)) * 1e3:.3f} ms per run)"
-        )
+        print(f"(plan and state scan, imports included: {t_plan * 1e3:.0f} ms for {len(sweep.specs)} runs)")
         return 0
 
     write_json(sweep.out / PLAN_NAME, plan_record(sweep))

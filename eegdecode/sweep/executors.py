@@ -46,7 +46,7 @@ KINDS = ("local", *SUBMITIT_KINDS)
 
 @dataclass(frozen=True)
 class Slot:
-    """What one local worker may use: GPUs (``CUDA_VISIBLE_DEVICES`` entries; empty: leave as is) and threads."""
+    """What one local worker may use: GPUs (``CUDA_VISIBLE_DEVICES`` entries; empty: none) and threads."""
 
     gpus: tuple[str, ...]
     threads: int
@@ -95,8 +95,7 @@ def local_slots(gpus: Sequence[str], workers: int | None = None, processes_per_r
 def _init_worker(slots) -> None:
     """Runs first in each spawned worker, before torch is imported: take a slot, set devices and threads."""
     slot = slots.get()
-    if slot.gpus:
-        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(slot.gpus)
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(slot.gpus)  # empty: a CPU worker sees no GPU
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(slot.threads)
     os.environ["EEGDECODE_SWEEP_THREADS"] = str(slot.threads)
@@ -175,7 +174,9 @@ class RunJob:
         except RuntimeError:  # called outside a submitit job (a requeued submission run by hand, tests)
             tasks = 1
         if tasks > 1:
-            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=True)
+            submitit.helpers.TorchDistributedEnvironment().export(
+                set_cuda_visible_devices=False
+            )  # LOCAL_RANK picks the GPU
             if env.global_rank != 0:
                 train_spec(spec)
                 return None
