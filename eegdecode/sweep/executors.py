@@ -174,9 +174,8 @@ class RunJob:
         except RuntimeError:  # called outside a submitit job (a requeued submission run by hand, tests)
             tasks = 1
         if tasks > 1:
-            submitit.helpers.TorchDistributedEnvironment().export(
-                set_cuda_visible_devices=False
-            )  # LOCAL_RANK picks the GPU
+            # Every task sees the job's GPUs; the trainer picks cuda:LOCAL_RANK.
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
             if env.global_rank != 0:
                 train_spec(spec)
                 return None
