@@ -355,13 +355,42 @@ def scan(specs: list[RunSpec]) -> list[RunState]:
     return [run_state(s.run_dir) for s in specs]
 
 
+#: Keys that say where a run ran, not what it computed: a finished run may differ from the grid in these.
+WHERE_KEYS = ("device", "num_workers", "wandb", "eval_test_every_epoch")
+
+
+def _plain(value: Any) -> Any:
+    from eegdecode.io import json_text
+
+    return json.loads(json_text(value))
+
+
 def check_resumable(specs: list[RunSpec], states: list[RunState]) -> None:
-    """A run folder started with another configuration is refused before anything runs (as ``train --resume``)."""
+    """Refuse, before anything runs, a run folder that holds another configuration than its spec: an unfinished
+    run that ``train --resume`` would refuse, or a finished run that differs in anything but :data:`WHERE_KEYS`
+    (it would otherwise be skipped as done while the grid asks for something else)."""
     from eegdecode.training.runs import resume_changes
 
     for spec, state in zip(specs, states):
-        if state.status != DONE and (Path(spec.run_dir) / "config.json").exists():
+        stored_path = Path(spec.run_dir) / "config.json"
+        if not stored_path.exists():
+            continue
+        if state.status != DONE:
             resume_changes(Path(spec.run_dir), spec.config, 0)
+            continue
+        try:
+            stored = json.loads(stored_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise DataFormatError(stored_path, f"cannot be read ({exc})") from exc
+        wanted = _plain(spec.config)
+        differing = [k for k in wanted if k not in WHERE_KEYS and _plain(stored.get(k)) != wanted[k]]
+        if differing:
+            k = differing[0]
+            raise ConfigError(
+                f"{stored_path}: a finished run with {k} {stored.get(k)!r}, the grid asks {wanted[k]!r}"
+                f"{f' (and {len(differing) - 1} more keys)' if len(differing) > 1 else ''}; give the sweep "
+                "another out, or remove that run folder"
+            )
 
 
 def estimate(specs: list[RunSpec], states: list[RunState], todo: list[RunSpec], slots: int) -> dict[str, Any]:

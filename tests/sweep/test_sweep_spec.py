@@ -177,3 +177,18 @@ def test_estimate_from_finished_runs_of_the_same_kind(tmp_path):
     states = [RunState(DONE), RunState(DONE), RunState(PENDING), RunState(PENDING), RunState(PENDING)]
     guess = estimate(specs, states, specs[2:], slots=2)
     assert guess == {"seconds": 10.0, "run_seconds": 20.0, "measured": 2, "unmeasured": 2}
+
+
+def test_a_finished_run_of_another_configuration_is_not_skipped_silently(write_grid, capsys):
+    path = write_grid(subjects=[1])
+    spec = expand(read_grid_file(path), str(path)).specs[0]
+    os.makedirs(spec.run_dir)
+    with open(os.path.join(spec.run_dir, "config.json"), "w") as f:
+        json.dump({**spec.config, "device": "cuda", "data_root": "/elsewhere"}, f)  # where it ran: fine
+    with open(os.path.join(spec.run_dir, "results.json"), "w") as f:
+        json.dump({}, f)
+    assert main(["sweep", str(path), "--dry-run"]) == 0
+    assert "1 runs (1 done); 0 to run" in capsys.readouterr().out
+    assert main(["sweep", str(path), "--dry-run", "--set", "epochs=3"]) == 2
+    err = capsys.readouterr().err
+    assert "a finished run with epochs 1, the grid asks 3" in err and "config.json" in err
