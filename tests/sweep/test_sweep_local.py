@@ -100,3 +100,29 @@ def test_a_ddp_run_inside_a_sweep_goes_through_torchrun(write_grid, capsys):
     config = json.loads((Path(spec.run_dir) / "config.json").read_text())
     assert config["world_size"] == 2 and (Path(spec.run_dir) / "results.json").exists()
     assert "[1/1] done" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_for_real_restarts_with_only_the_missing_runs(write_grid, tmp_path, capsys):
+    """SIGKILL of the sweep and its worker once the first run is done; the restart runs exactly the others."""
+    import os
+    import signal
+    import time
+
+    path = write_grid({"seed": [0, 1, 2]}, subjects=[1], base={"epochs": 3})
+    specs = expand(read_grid_file(path), str(path)).specs
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "eegdecode", "sweep", str(path), "--threads", "1", "--no-report"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (Path(specs[0].run_dir) / "results.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = [s.status for s in scan(specs)].count(DONE)
+    assert 1 <= done < 3
+    assert main(["sweep", str(path), "--threads", "1", "--no-report"]) == 0
+    out = capsys.readouterr().out
+    assert f"{3 - done} to run" in out and _started(out) == 3 - done
+    assert all(s.status == DONE for s in scan(specs))
