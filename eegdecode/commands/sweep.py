@@ -311,13 +311,19 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nsweep {source}: {_counts(states)}")
     if not args.no_report:
         _summaries(sweep, states, args.no_report)
-    missing = [(s, st) for s, st in zip(sweep.specs, states) if st.status != DONE]
-    if missing:
-        first, state = missing[0]
+    started = {s.index for s in todo}
+    broken = [(s, st) for s, st in zip(sweep.specs, states)
+              if st.status == FAILED or (s.index in started and st.status != DONE)]  # fmt: skip
+    if broken:
+        first, state = broken[0]
         raise SweepIncompleteError(
-            f"{len(missing)} of {len(sweep.specs)} runs not done ({_counts(states)}); first: {first.run_dir}: "
-            f"{state.status} {state.detail}; run the sweep again to continue (--rerun-failed for failed runs)"
+            f"{len(broken)} of {len(sweep.specs)} runs failed or did not finish ({_counts(states)}); first: "
+            f"{first.run_dir}: {state.status} {state.detail}; run the sweep again to continue (--rerun-failed "
+            "for failed runs)"
         )
+    left = [st for st in states if st.status != DONE]
+    if left:
+        print(f"{len(left)} run(s) left ({_counts(left)}); run the sweep again to continue them")
     return 0
 
 

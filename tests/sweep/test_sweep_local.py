@@ -34,9 +34,9 @@ def test_grid_finishes_restart_runs_only_the_missing_and_matches_runs_alone(
     # A sweep killed after three runs, and one more run killed during training (its last checkpoint written,
     # its worker gone, its marker left behind).
     # (The first part runs in this process, through submitit's debug executor: the same run_one, no worker start-up.)
-    assert main(["sweep", str(path), "--executor", "debug", "--no-report", "--limit", "3"]) == 1  # incomplete
-    out, err = capsys.readouterr()
-    assert _started(out) == 3 and "5 of 8 runs not done" in err
+    assert main(["sweep", str(path), "--executor", "debug", "--no-report", "--limit", "3"]) == 0
+    out = capsys.readouterr().out
+    assert _started(out) == 3 and "5 run(s) left (5 pending); run the sweep again" in out
     killed = sweep.specs[5]
     cfg = TrainConfig.from_dict({**killed.config, "epochs": 2})
     train_fold(cfg, DatasetPaths(killed.data_root), Fold(**killed.fold), killed.run_dir, progress=False,
