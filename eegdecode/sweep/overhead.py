@@ -4,9 +4,10 @@ Measures, on an N-run grid of the data set at ``--data-root`` (seeds x learning 
 
 - plan: :func:`eegdecode.sweep.spec.expand` (every TrainConfig built and checked, folders, folds), after one
   warm-up expansion so imports are not counted;
-- scan: :func:`eegdecode.sweep.spec.scan` of N fresh folders and of N finished ones;
-- dispatch: the local process pool running N trivial runs (:func:`noop_task`), minus the same pool running one
-  trivial run per worker (what starting the pool costs once per sweep), divided by the extra runs.
+- scan: :func:`eegdecode.sweep.spec.scan` of N fresh folders and of N finished ones, and the comparison of the
+  finished runs' ``config.json`` with the grid (:func:`eegdecode.sweep.spec.check_resumable`);
+- dispatch: the local process pool running N trivial runs (:func:`noop_task`): the wall time from the first
+  result to the last, per run (the pool's start-up, up to the first result, is paid once per sweep).
 
 Nothing is trained; the finished folders are written under a temporary folder and removed.
 """
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eegdecode.sweep.spec import RESULTS_NAME, RunSpec, expand, scan
+from eegdecode.sweep.spec import RESULTS_NAME, RunSpec, check_resumable, expand, scan
 
 
 def noop_task(spec: RunSpec) -> dict[str, Any]:
@@ -55,23 +56,27 @@ def measure(data_root: str, n_runs: int = 200, workers: int = 2) -> dict[str, fl
         for spec in sweep.specs:
             Path(spec.run_dir).mkdir(parents=True)
             (Path(spec.run_dir) / RESULTS_NAME).write_text(json.dumps({}))
+            (Path(spec.run_dir) / "config.json").write_text(json.dumps(spec.config))
         t0 = time.perf_counter()
-        scan(sweep.specs)
+        states = scan(sweep.specs)
         t_scan_done = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        check_resumable(sweep.specs, states)
+        t_check_done = time.perf_counter() - t0
         slots = local_slots([], workers=workers, threads=1)
+        stamps: list[float] = []
         t0 = time.perf_counter()
-        run_local(sweep.specs[:workers], slots, task=noop_task)
-        t_start = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        run_local(sweep.specs, slots, task=noop_task)
-        t_all = time.perf_counter() - t0
+        run_local(sweep.specs, slots, on_result=lambda _: stamps.append(time.perf_counter()), task=noop_task)
+        t_start = stamps[0] - t0
+        t_dispatch = (stamps[-1] - stamps[0]) / max(1, n - 1)
     return {
         "runs": n,
         "plan_ms_per_run": 1e3 * t_plan / n,
         "scan_fresh_ms_per_run": 1e3 * t_scan_fresh / n,
         "scan_done_ms_per_run": 1e3 * t_scan_done / n,
+        "config_check_done_ms_per_run": 1e3 * t_check_done / n,
         "pool_start_s": t_start,
-        "dispatch_ms_per_run": 1e3 * max(0.0, t_all - t_start) / max(1, n - workers),
+        "dispatch_ms_per_run": 1e3 * t_dispatch,
     }
 
 

@@ -383,7 +383,8 @@ def check_resumable(specs: list[RunSpec], states: list[RunState]) -> None:
         except (OSError, ValueError) as exc:
             raise DataFormatError(stored_path, f"cannot be read ({exc})") from exc
         wanted = _plain(spec.config)
-        differing = [k for k in wanted if k not in WHERE_KEYS and _plain(stored.get(k)) != wanted[k]]
+        found = _plain({k: stored.get(k) for k in wanted})
+        differing = [k for k in wanted if k not in WHERE_KEYS and found[k] != wanted[k]]
         if differing:
             k = differing[0]
             raise ConfigError(
