@@ -182,7 +182,8 @@ def _counts(states) -> str:
     return ", ".join(f"{c[k]} {k}" for k in ("done", "pending", "running", "failed") if c[k])
 
 
-def _summaries(sweep, states, no_report: bool) -> None:
+def _summaries(sweep, states) -> None:
+    """One summarize table per variant over the finished runs, then ``eegdecode report`` if it is installed."""
     from eegdecode.evaluation.summary import summarize_runs
     from eegdecode.sweep.spec import DONE, RESULTS_NAME
 
@@ -192,8 +193,6 @@ def _summaries(sweep, states, no_report: bool) -> None:
         if files:
             print(f"\nSummary{' of ' + variant if variant else ''} over {len(files)} runs (mean ± sd):")
             print(summarize_runs(files).to_markdown())
-    if no_report:
-        return
     if importlib.util.find_spec("eegdecode.commands.report") is None:
         print("\nreport skipped: the `eegdecode report` command is not part of this installation")
         return
@@ -215,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
         RUNNING,
         SweepIncompleteError,
         check_resumable,
-        estimate,  # fmt: skip
+        estimate,
         expand,
         plan_record,
         scan,
@@ -271,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
     write_json(sweep.out / PLAN_NAME, plan_record(sweep))
     n_done = 0
 
-    def report(record: dict[str, Any]) -> None:
+    def show(record: dict[str, Any]) -> None:
         nonlocal n_done
         n_done += 1
         spec = sweep.specs[record["index"]]
@@ -290,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
     if ex["kind"] == "local":
         from eegdecode.sweep.executors import run_local
 
-        run_local(todo, slots, on_result=report)
+        run_local(todo, slots, on_result=show)
     else:
         from eegdecode.sweep.executors import submit, submitit_executor, wait
 
@@ -305,12 +304,12 @@ def run(args: argparse.Namespace) -> int:
         )
         if args.no_wait:
             return 0
-        wait(jobs, todo, on_result=report, poll_s=10.0 if ex["kind"] == "slurm" else 0.5)
+        wait(jobs, todo, on_result=show, poll_s=10.0 if ex["kind"] == "slurm" else 0.5)
 
     states = scan(sweep.specs)
     print(f"\nsweep {source}: {_counts(states)}")
     if not args.no_report:
-        _summaries(sweep, states, args.no_report)
+        _summaries(sweep, states)
     started = {s.index for s in todo}
     broken = [(s, st) for s, st in zip(sweep.specs, states)
               if st.status == FAILED or (s.index in started and st.status != DONE)]  # fmt: skip
