@@ -2,6 +2,7 @@
 was missing; every results.json equals the same run made alone with train_fold."""
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -126,3 +127,21 @@ def test_a_sweep_killed_for_real_restarts_with_only_the_missing_runs(write_grid,
     out = capsys.readouterr().out
     assert f"{3 - done} to run" in out and _started(out) == 3 - done
     assert all(s.status == DONE for s in scan(specs))
+
+
+def _die_on_second(spec):
+    if spec.index == 1:
+        os._exit(3)  # a worker killed (out of memory, signal) in the middle of a run
+    return {"index": spec.index, "run_dir": spec.run_dir, "status": "done"}
+
+
+def test_a_worker_that_dies_stops_the_pool_without_hanging(tmp_path):
+    from eegdecode.sweep.executors import run_local
+    from eegdecode.sweep.spec import RunSpec
+
+    specs = [RunSpec(i, str(tmp_path / str(i)), {"model": "m", "seed": i}, {"protocol": "intra", "name": "s"}, "d")
+             for i in range(4)]  # fmt: skip
+    records = run_local(specs, local_slots([], workers=1, threads=1), task=_die_on_second)
+    by_index = {r["index"]: r["status"] for r in records}
+    assert sorted(by_index) == [0, 1, 2, 3]
+    assert by_index[1] == "not run" and by_index[3] == "not run"
