@@ -67,7 +67,7 @@ def test_grid_finishes_restart_runs_only_the_missing_and_matches_runs_alone(
     assert main(["sweep", str(path), *flags]) == 0  # nothing left: nothing runs
     assert "0 to run" in capsys.readouterr().out
 
-    for spec in (sweep.specs[0], killed, sweep.specs[7]):  # one of the first three, the killed one, one after
+    for spec in sweep.specs:  # the three of the first part, the killed one, the four of the restart
         alone = tmp_path / "alone" / str(spec.index)
         train_fold(TrainConfig.from_dict(spec.config), DatasetPaths(tiny_root), Fold(**spec.fold), alone,
                    progress=False)  # fmt: skip
