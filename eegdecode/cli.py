@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "metrics",
         "reconstruction metrics (PixCorr, SSIM, AlexNet, Inception, CLIP, EffNet-B, SwAV, FID)",
     ),
+    "report": ("report", "one self-contained HTML page (figures, tables, provenance) from run folders"),
     "demo": ("demo", "run the whole pipeline on the built-in simulated data set"),
 }
 

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     root = out / "data"
     paths = DatasetPaths(root)
-    n = 5 if args.skip_generation else 7
+    n = 6 if args.skip_generation else 8
 
     _step(1, n, f"simulate THINGS-EEG2 ({args.preset}) -> {root}")
     desc_file = root / "simulation.json"
@@ -132,6 +132,11 @@ def run(args: argparse.Namespace) -> int:
         from eegdecode.cli import main as cli_main
 
         cli_main(["metrics", "--manifest", str(manifest), "--overwrite"])
+
+    _step(n, n, "report: one HTML page (retrieval, temporal/spatial profiles, reconstructions, provenance)")
+    from eegdecode.cli import main as cli_main
+
+    cli_main(["report", str(out), "-o", str(out / "report.html"), "--overwrite", "--device", args.device])
     print(f"\nDemo finished in {time.perf_counter() - t_start:.0f} s. Outputs: {out}")
     return 0
 

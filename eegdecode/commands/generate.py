@@ -21,10 +21,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prior-batch-size", type=int, default=1024)
     p.add_argument(
         "--prior-prediction",
-        default="epsilon",
+        default=None,
         choices=("epsilon", "sample"),
-        help="what the prior's network predicts: the noise (ATM's recipe) or the clean embedding (DALL-E 2's prior; "
-        "learns the simulated 1024-d embeddings where epsilon does not, see README)",
+        help="what the prior's network predicts: 'sample' (the clean embedding x0, as DALL-E 2's prior; the "
+        "default) or 'epsilon' (the noise, ATM's recipe); see README",
+    )
+    p.add_argument(
+        "--prior-normalisation",
+        default=None,
+        choices=("standardise", "unit"),
+        help="data space of the prior: 'standardise' (per-dimension standardised targets and conditions; the "
+        "default) or 'unit' (unit-norm targets, raw conditions: ATM's convention); see README",
     )
     p.add_argument(
         "--n-per-concept", type=int, default=1, help="images per test concept and source (ATM used 10)"
@@ -46,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     manifest = generate_from_run(
         run_folder(args), args.out, sdxl=args.sdxl, ip_adapter=args.ip_adapter, tiny=args.tiny,
         prior_epochs=args.prior_epochs, prior_batch_size=args.prior_batch_size,
-        prior_prediction=args.prior_prediction, n_per_concept=args.n_per_concept,
+        prior_prediction=args.prior_prediction, prior_normalisation=args.prior_normalisation, n_per_concept=args.n_per_concept,
         size=args.size, seed=args.seed, device=args.device, overwrite=args.overwrite, sources=tuple(args.sources),
         max_images=args.max_images, lowlevel=args.lowlevel, strength=args.strength,
     )  # fmt: skip

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from eegdecode.metrics.image_sets import BASE_SIZE, SOURCES, pair_folders, read_generation_manifest
 from eegdecode.metrics.networks import DEFAULT_CLIP_MODEL, NETWORKS
-from eegdecode.metrics.report import check_outputs_free, format_table, write_report
+from eegdecode.metrics.results import check_outputs_free, format_table, write_report
+from eegdecode.metrics.scores import SSIM_VARIANTS
 from eegdecode.metrics.suite import MetricSuite, evaluate_set
 
 DESCRIPTION = "score reconstructions: PixCorr, SSIM, AlexNet(2), AlexNet(5), InceptionV3, CLIP, EffNet-B, SwAV (FID optional)"
@@ -56,6 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=BASE_SIZE,
         help=f"square side every image is resized to on loading (published protocol: {BASE_SIZE})",
+    )
+    choice.add_argument(
+        "--ssim-variant",
+        default="skimage",
+        choices=SSIM_VARIANTS,
+        help="'skimage' (default): 2-D SSIM of the grey images; 'legacy-columnwise': the column-wise SSIM of "
+        "scikit-image <= 0.19 with multichannel=True, which published tables (MindEye/ATM notebook) report: "
+        "use it to compare with them",
     )
 
     weights = parser.add_argument_group(
@@ -129,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         base_size=args.base_size,
         clip_model=args.clip_model,
+        ssim_variant=args.ssim_variant,
     )
     if not suite.computed_metrics:
         logger.error("nothing to compute: every requested metric was skipped (see the messages above)")

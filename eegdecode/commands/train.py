@@ -37,10 +37,12 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from eegdecode.models import list_encoders
+
     p.add_argument("--config", help="YAML/JSON file of training options (flags override it)")
     p.add_argument(
         "--model",
-        help="encoder name (NervformerV2, NervformerV1, MUSE_EEG, ATMS_50, NICE_EEG, EEGNet, ShallowFBCSPNet, EEGConformer, ridge)",
+        help="encoder name: " + ", ".join(list_encoders()) + " (case-insensitive; aliases accepted)",
     )
     add_data_arguments(p)
     p.add_argument("--subject", nargs="*", help="subjects (1 2 or sub-01); default: all found")
@@ -48,6 +50,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--test-subject", nargs="*", help="test subjects of the folds (default: every subject given)"
     )
     p.add_argument("--protocol", default="intra", choices=("intra", "loso", "joint"))
+    t = p.add_argument_group("target (what the EEG is aligned to; default: the feature store of --features)")
+    t.add_argument(
+        "--target",
+        metavar="BACKBONE",
+        help="open_clip:NAME | hf:PATH | simulator:vision | simulator:reference",
+    )
+    t.add_argument("--target-weights", help="the backbone's weights file (part of the target store's key)")
+    t.add_argument(
+        "--target-layer", nargs="+", metavar="LAYER", help="embedding | block:I ... (several: see --combine)"
+    )
+    t.add_argument("--target-pooling", help="cls | mean | tokens:N (block layers)")
+    t.add_argument(
+        "--target-blur", nargs="+", metavar="VARIANT", help="none | gaussian:K | fovea:K | ubp | multiblur12"
+    )
+    t.add_argument(
+        "--combine", choices=("concat", "router"), help="several layers: side by side, or SAMGA's router"
+    )
+    t.add_argument(
+        "--blur-rule", choices=("fixed", "random", "uncertainty", "mean"), help="blur variant per sample"
+    )
+    t.add_argument("--mmd-epochs", type=int, help="epochs of SAMGA's MMD stage before InfoNCE (router only)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
@@ -56,6 +79,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cosine", action="store_true", default=None, help="cosine learning-rate decay")
     p.add_argument("--grad-clip", type=float)
     p.add_argument("--loss", choices=("retrieval", "generation", "seed-loss"))
+    p.add_argument("--w-txt", type=float, help="weight of the text term of the loss (0: image only)")
     p.add_argument(
         "--train-unit",
         choices=("trial", "average"),
@@ -74,6 +98,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--no-amp", action="store_true", help="disable bf16 autocast on CUDA")
     p.add_argument("--num-workers", type=int)
+    p.add_argument(
+        "--batches",
+        choices=("auto", "device", "host"),
+        help="training EEG resident on the device (GPU, or RAM on CPU), gathered from the host cache, or auto "
+        "(device when it fits in half the free memory; the default); same batches either way",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="N",
+        help="write last/best every N epochs and at the end (default 5)",
+    )
+    p.add_argument(
+        "--compile", action="store_true", default=None, help="torch.compile the training forward pass"
+    )
     p.add_argument(
         "--eval-test-every-epoch",
         action="store_true",
@@ -124,7 +163,8 @@ def build_config(args: argparse.Namespace, paths) -> TrainConfig:  # noqa: F821
     d = read_config_file(args.config)
     data = dict(d.pop("data", {}) or {})
     for key in ("model", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "cosine", "grad_clip", "loss",
-                "device", "early_stopping", "num_workers", "eval_test_every_epoch", "wandb", "features"):  # fmt: skip
+                "device", "early_stopping", "num_workers", "eval_test_every_epoch", "wandb", "features", "batches",
+                "checkpoint_every", "compile"):  # fmt: skip
         val = getattr(args, key, None)
         if val is not None:
             d[key] = val
@@ -138,6 +178,18 @@ def build_config(args: argparse.Namespace, paths) -> TrainConfig:  # noqa: F821
         data["channels"] = tuple(c.strip() for c in data["channels"].split(","))
     if "features" not in d:
         d["features"] = "reference" if (paths.root / "simulation.json").exists() else "ViT-H-14"
+    target = dict(d.get("target") or {})
+    for key, flag in (("backbone", "target"), ("weights", "target_weights"), ("layers", "target_layer"),
+                      ("pooling", "target_pooling"), ("blur", "target_blur"), ("combine", "combine"),
+                      ("blur_rule", "blur_rule")):  # fmt: skip
+        if getattr(args, flag, None) is not None:
+            target[key] = getattr(args, flag)
+    if target:
+        d["target"] = target
+    if getattr(args, "mmd_epochs", None) is not None:
+        d["mmd_epochs"] = args.mmd_epochs
+    if getattr(args, "w_txt", None) is not None:
+        d["loss_options"] = {**(d.get("loss_options") or {}), "w_txt": args.w_txt}
     d["data"] = data
     return TrainConfig.from_dict(d)
 

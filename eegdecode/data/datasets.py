@@ -109,16 +109,19 @@ class SubjectData:
         check_option("split", split, ("train", "test"))
         return self.cache.train if split == "train" else self.cache.test
 
-    def read(self, split: str, images: np.ndarray, reps: np.ndarray | None = None) -> np.ndarray:
+    def read(self, split: str, images: np.ndarray, reps: np.ndarray | None = None, keep_dtype: bool = False
+             ) -> np.ndarray:  # fmt: skip
         """float32 (n, chans, times): ``reps`` given -> single trials ``[images[i], reps[i]]``; else the mean over
-        all repetitions of each image."""
+        all repetitions of each image. ``keep_dtype``: single trials in the cache's dtype (float16 by default),
+        for a conversion on the device (exact: float16 -> float32 loses nothing)."""
         arr = self.split_array(split)
         order = np.argsort(images, kind="stable")  # sorted gathers read the memmap sequentially
         img = np.asarray(images)[order]
         if reps is None:
             block = arr[img].astype(np.float32).mean(axis=1)
         else:
-            block = arr[img, np.asarray(reps)[order]].astype(np.float32)
+            block = arr[img, np.asarray(reps)[order]]
+            block = block if keep_dtype else block.astype(np.float32)
         block = block[:, self._ch_sel, self.t_idx]
         out = np.empty_like(block)
         out[order] = block
@@ -167,8 +170,10 @@ class TrialDataset(torch.utils.data.Dataset):
         image_concept: np.ndarray,
         subject_layers: Sequence[int] | None = None,
         unit: str = "trial",
+        keep_dtype: bool = False,
     ):
         check_option("unit", unit, TRAIN_UNITS)
+        self.keep_dtype = keep_dtype and unit == "trial"
         if not subjects:
             raise ConfigError("TrialDataset needs at least one subject")
         shapes = {(s.n_chans, s.n_times) for s in subjects}
@@ -210,11 +215,12 @@ class TrialDataset(torch.utils.data.Dataset):
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         rows = self.index[np.asarray(indices, dtype=np.int64)]
-        eeg = np.empty((len(rows), self.n_chans, self.n_times), dtype=np.float32)
+        dtype = self.subjects[0].cache.train.dtype if self.keep_dtype else np.float32
+        eeg = np.empty((len(rows), self.n_chans, self.n_times), dtype=dtype)
         for si in np.unique(rows[:, 0]):
             sel = np.flatnonzero(rows[:, 0] == si)
             reps = None if self.unit == "average" else rows[sel, 2]
-            eeg[sel] = self.subjects[si].read("train", rows[sel, 1], reps)
+            eeg[sel] = self.subjects[si].read("train", rows[sel, 1], reps, keep_dtype=self.keep_dtype)
         return {
             "eeg": torch.from_numpy(eeg),
             "image": torch.from_numpy(rows[:, 1].copy()),
@@ -228,6 +234,32 @@ class TrialDataset(torch.utils.data.Dataset):
 
 def _passthrough(batch):
     return batch
+
+
+def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
+    """The sample order of one epoch: a permutation seeded by ``(seed, epoch)`` only (the determinism invariant
+    shared by every batch source, on every device and process count)."""
+    if not shuffle:
+        return np.arange(n)
+    return np.random.default_rng(np.random.SeedSequence([seed, epoch, 77])).permutation(n)
+
+
+def epoch_batches(n: int, batch_size: int, seed: int = 0, epoch: int = 0, rank: int = 0, world: int = 1,
+                  shuffle: bool = True, drop_last: bool = False) -> list[np.ndarray]:  # fmt: skip
+    """This process's batches of one epoch (index arrays), as :class:`EpochBatchSampler` describes."""
+    if batch_size % world:
+        raise ConfigError(f"batch_size {batch_size} must be divisible by the number of processes {world}")
+    drop_last = drop_last or (n % batch_size) % world != 0
+    order = epoch_order(n, seed, epoch, shuffle)
+    local = batch_size // world
+    out = []
+    for start in range(0, n, batch_size):
+        batch = order[start : start + batch_size]
+        if len(batch) < batch_size and (drop_last or len(batch) == 0):
+            break
+        size = len(batch) // world if len(batch) < batch_size else local
+        out.append(batch[rank * size : (rank + 1) * size])
+    return out
 
 
 class EpochBatchSampler(torch.utils.data.Sampler):
@@ -249,19 +281,9 @@ class EpochBatchSampler(torch.utils.data.Sampler):
         self.drop_last = drop_last or (n % batch_size) % world != 0
 
     def __iter__(self):
-        if self.shuffle:
-            order = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, 77])).permutation(
-                self.n
-            )
-        else:
-            order = np.arange(self.n)
-        local = self.batch_size // self.world
-        for start in range(0, self.n, self.batch_size):
-            batch = order[start : start + self.batch_size]
-            if len(batch) < self.batch_size and (self.drop_last or len(batch) == 0):
-                break
-            size = len(batch) // self.world if len(batch) < self.batch_size else local
-            yield batch[self.rank * size : (self.rank + 1) * size].tolist()
+        for batch in epoch_batches(self.n, self.batch_size, self.seed, self.epoch, self.rank, self.world,
+                                   self.shuffle, self.drop_last):  # fmt: skip
+            yield batch.tolist()
 
     def __len__(self) -> int:
         full, rest = divmod(self.n, self.batch_size)

@@ -19,6 +19,14 @@ What it models (SPEC section 2):
   are whitened with the noise covariance (as MVNN does in the real pipeline), so values are in noise units.
 - **Subjects** differ in source positions and orientations, component latencies and gains, the weights of the
   amplitude networks (70% shared, 30% individual), alpha frequency and noise level.
+- **Layouts.** ``250hz`` (NICE/ATM's re-preprocessed release: 63 channels, 0 ... 0.996 s at 250 Hz, the 300-value
+  ``times``) or ``100hz`` (Gifford's official release: the 17 occipito-parietal channels, -0.2 ... 0.79 s at 100 Hz,
+  baseline-corrected on the 200 ms before onset, whitened with their own noise covariance, saved with ``np.save``
+  of the dict as Gifford's code does).
+- **Vision.** A simulated vision model reads the same latent (plus image detail the brain does not see): 12 blocks
+  from low-level to semantic and the reference embedding, with blur variants, written as the target store
+  ``simulator:vision``; ``simulation.json`` records which layers the EEG carries
+  (:mod:`eegdecode.data.simulate_vision`).
 - **Ground truth.** For every subject the expected (noise-free, jitter-averaged) response to each test image is
   known, together with the temporal noise covariance; :func:`ceiling_scores` scores test queries with that ideal
   template-matching decoder, giving the ceiling of zero-shot retrieval that any model can be read against.
@@ -39,11 +47,11 @@ from typing import Any
 import numpy as np
 
 from eegdecode import __version__
-from eegdecode.data.channels import THINGS_EEG2_CHANNELS
+from eegdecode.data.channels import POSTERIOR_17, THINGS_EEG2_CHANNELS
 from eegdecode.data.paths import DatasetPaths, subject_name
 from eegdecode.data.things_eeg2 import split_file, write_preprocessed_file
 from eegdecode.errors import OutputExistsError, check_option
-from eegdecode.io import save_npy, write_json
+from eegdecode.io import atomic_path, save_npy, write_json
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +59,9 @@ SFREQ = 250.0
 N_TIMES = 250
 TIMES_FULL = np.round(np.arange(-50, N_TIMES) / SFREQ, 6)  # the 300-value `times` quirk: -0.2 ... 0.996 s
 TIMES = TIMES_FULL[50:]
+TIMES_100HZ = np.round(-0.2 + np.arange(100) / 100.0, 6)  # Gifford's release: -0.2 ... 0.79 s
+LAYOUTS = ("250hz", "100hz")
+"""Release layouts the simulator writes (folder names in :data:`eegdecode.data.paths.RELEASES`)."""
 D_LOW, D_SEM = 8, 16
 EMBED_DIM = 1024
 CHUNK = 256  # images per generation chunk; fixed so results never depend on memory settings
@@ -72,6 +83,13 @@ class Preset:
     n_test_reps: int
     image_size: int
 
+    def __post_init__(self):
+        for name, low in (("n_train_concepts", 1), ("images_per_concept", 1), ("n_train_reps", 1),
+                          ("n_test_concepts", 2), ("n_test_reps", 1), ("image_size", 8)):  # fmt: skip
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+                raise ValueError(f"Preset.{name}: expected an integer >= {low}; found {value!r}")
+
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(60, 4, 4, 20, 20, 32),
@@ -86,6 +104,25 @@ def resolve_preset(preset: str | Preset) -> tuple[str, Preset]:
         return "custom", preset
     check_option("preset", preset, PRESETS)
     return preset, PRESETS[preset]
+
+
+def custom_preset(preset: str | Preset = "tiny", **counts: int | None) -> tuple[str, Preset]:
+    """A preset with some counts replaced (``n_train_concepts=10, n_test_reps=80``; ``None`` keeps the preset's).
+
+    Returns ``(name, Preset)``: the preset's own name when nothing changed, else ``"custom"`` (the name
+    :func:`simulate_dataset` records for a :class:`Preset` it is given).
+    """
+    from dataclasses import fields, replace
+
+    name, base = resolve_preset(preset)
+    known = {f.name for f in fields(Preset)}
+    unknown = sorted(set(counts) - known)
+    if unknown:
+        raise ValueError(f"Invalid count {unknown[0]!r}; allowed names are {sorted(known)}")
+    changes = {k: v for k, v in counts.items() if v is not None and v != getattr(base, k)}
+    if not changes:
+        return name, base
+    return "custom", replace(base, **changes)
 
 
 # Cortical sources: name -> (position relative to the sphere centre [m], orientation). x right, y front, z up.
@@ -123,6 +160,11 @@ _LATENCY_JITTER = 0.010  # s, per trial and component
 _GAIN_JITTER = 0.25  # lognormal sigma, per trial and component
 
 
+# Spread of the image latents: category low-level mean, concept and image offsets of the semantic dims, image
+# low-level spread (World).
+_CAT_LOW_SD, _CONCEPT_SD, _IMAGE_SD, _LOW_SD = 0.6, 0.7, 0.35, 1.0
+
+
 def _rng(*keys: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(k) for k in keys]))
 
@@ -143,10 +185,11 @@ class World:
         p, rng = self.preset, _rng(self.seed, 1)
         n_cat = len(CATEGORIES)
         cat_sem = rng.normal(0, 1.0, (n_cat, D_SEM))
-        cat_low = rng.normal(0, 0.6, (n_cat, D_LOW))
+        cat_low = rng.normal(0, _CAT_LOW_SD, (n_cat, D_LOW))
+        self._cat_sem, self._cat_low = cat_sem, cat_low  # the generative model, for fresh samples of images
         n_concepts = p.n_train_concepts + p.n_test_concepts
         concept_cat = rng.integers(0, n_cat, n_concepts)
-        concept_sem = cat_sem[concept_cat] + rng.normal(0, 0.7, (n_concepts, D_SEM))
+        concept_sem = cat_sem[concept_cat] + rng.normal(0, _CONCEPT_SD, (n_concepts, D_SEM))
         # Disjoint train/test concepts, drawn from the same pool (zero-shot, same categories).
         order = rng.permutation(n_concepts)
         self.train_concepts = np.sort(order[: p.n_train_concepts])
@@ -157,8 +200,8 @@ class World:
         def images(concepts, per_concept, key):
             r = _rng(self.seed, 2, key)
             cidx = np.repeat(concepts, per_concept)
-            sem = concept_sem[cidx] + r.normal(0, 0.35, (cidx.size, D_SEM))
-            low = cat_low[concept_cat[cidx]] + r.normal(0, 1.0, (cidx.size, D_LOW))
+            sem = concept_sem[cidx] + r.normal(0, _IMAGE_SD, (cidx.size, D_SEM))
+            low = cat_low[concept_cat[cidx]] + r.normal(0, _LOW_SD, (cidx.size, D_LOW))
             return cidx, np.concatenate([low, sem], axis=1)
 
         self.train_image_concept, self.train_latent = images(self.train_concepts, p.images_per_concept, 0)
@@ -187,6 +230,45 @@ class World:
         hidden = np.tanh(self.concept_latent[concepts] @ self._a1 + self._b1)
         mix = 0.6 * (hidden @ self._a2) + 0.8 * (hidden @ self._a3)
         return (self._mu_txt + mix / np.sqrt(hidden.shape[1] / 4)).astype(np.float32)
+
+    def sample_latents(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Latents (n, 24) of ``n`` fresh images, each of a new concept of a random category, drawn from the same
+        generative model as the data set's images (for ground truths that must not depend on the preset)."""
+        cats = rng.integers(0, len(CATEGORIES), n)
+        sem = (
+            self._cat_sem[cats]
+            + rng.normal(0, _CONCEPT_SD, (n, D_SEM))
+            + rng.normal(0, _IMAGE_SD, (n, D_SEM))
+        )
+        low = self._cat_low[cats] + rng.normal(0, _LOW_SD, (n, D_LOW))
+        return np.concatenate([low, sem], axis=1)
+
+    @cached_property
+    def vision(self):
+        """The simulated vision model (:class:`eegdecode.data.simulate_vision.VisionHierarchy`)."""
+        from eegdecode.data.simulate_vision import VisionHierarchy
+
+        return VisionHierarchy(self)
+
+    def image_detail(self, split: str) -> np.ndarray:
+        """Image content beyond the latent that the vision model sees and the brain does not, ``(n_images, 256)``
+        (see :mod:`eegdecode.data.simulate_vision`)."""
+        check_option("split", split, ("train", "test"))
+        n = len(self.train_latent if split == "train" else self.test_latent)
+        return self.vision.detail(n, _rng(self.seed, 40, 0 if split == "train" else 1))
+
+    def layer_features(self, split: str, layer: str, blur: str = "none") -> np.ndarray:
+        """Features ``(n_images, dim)`` float32 of the simulated vision model's ``layer`` (``block:I`` or
+        ``embedding``) for the images of ``split``, of the sharp image or a blur variant (``gaussian:K``, ...)."""
+        latent = self.train_latent if split == "train" else self.test_latent
+        return self.vision.features(latent, self.image_detail(split), layer, blur)
+
+    def relative_names(self, split: str) -> list[str]:
+        """``training_images/<folder>/<file>`` of every image, concept-major (the image-set walk)."""
+        per = self.preset.images_per_concept if split == "train" else 1
+        sub = "training_images" if split == "train" else "test_images"
+        folders = self.folder_names(split)
+        return [f"{sub}/{folders[i // per]}/{n}" for i, n in enumerate(self.file_names(split))]
 
     def folder_names(self, split: str) -> list[str]:
         concepts = self.train_concepts if split == "train" else self.test_concepts
@@ -318,12 +400,61 @@ def leadfield(positions: np.ndarray, orientations: np.ndarray) -> np.ndarray:
     return gain * 1e-9 * 1e6  # uV per nAm
 
 
+_PRE_100HZ = 51  # 250 Hz samples of the 100hz window up to and including t = 0 (MNE's baseline (None, 0))
+_PAD_100HZ = 50  # reflected samples on each side before the FFT resampling 250 -> 100 Hz (MNE pads too)
+
+
+def to_100hz_layout(x: np.ndarray) -> np.ndarray:
+    """Epochs (n, 63, 250) at 250 Hz over -0.2 ... 0.796 s -> Gifford's layout (n, 17, 100) at 100 Hz.
+
+    The 17 occipito-parietal channels (:data:`eegdecode.data.channels.POSTERIOR_17`), baseline (None, 0), FFT
+    resampling with reflected edges. Linear, so it applies alike to single trials, templates and noise.
+    """
+    from scipy.signal import resample
+
+    idx = [THINGS_EEG2_CHANNELS.index(c) for c in POSTERIOR_17]
+    x = x[:, idx]
+    x = x - x[..., :_PRE_100HZ].mean(axis=-1, keepdims=True)
+    pad = np.pad(x, ((0, 0), (0, 0), (_PAD_100HZ, _PAD_100HZ)), mode="reflect")
+    n_out = int(round(pad.shape[-1] * 100.0 / SFREQ))
+    crop = int(round(_PAD_100HZ * 100.0 / SFREQ))
+    return resample(pad, n_out, axis=-1)[..., crop : crop + len(TIMES_100HZ)]
+
+
 @dataclass
 class Subject:
-    """One simulated brain: forward model, component parameters, noise model and whitening."""
+    """One simulated brain: forward model, component parameters, noise model and whitening.
+
+    ``layout`` sets what :meth:`trials`, :meth:`templates`, :attr:`whitening` and :attr:`temporal_noise_cov` refer
+    to: ``"250hz"`` (63 channels x 250 samples, 0 ... 0.996 s) or ``"100hz"`` (17 channels x 100 samples,
+    -0.2 ... 0.79 s, see :func:`to_100hz_layout`). The brain itself is the same in both.
+    """
 
     world: World
     index: int  # 0-based
+    layout: str = "250hz"
+
+    def __post_init__(self):
+        check_option("layout", self.layout, LAYOUTS)
+
+    @property
+    def ch_names(self) -> list[str]:
+        """Channels of the layout, in file order."""
+        return list(THINGS_EEG2_CHANNELS if self.layout == "250hz" else POSTERIOR_17)
+
+    @property
+    def file_times(self) -> np.ndarray:
+        """The ``times`` written to the release files (250hz: the 300-value quirk)."""
+        return TIMES_FULL if self.layout == "250hz" else TIMES_100HZ
+
+    @property
+    def _t0(self) -> float:
+        """Start of the generated 250 Hz window, in seconds."""
+        return 0.0 if self.layout == "250hz" else -0.2
+
+    def _to_layout(self, x: np.ndarray) -> np.ndarray:
+        """Sensor epochs (n, 63, 250) on the layout's window -> the layout's channels and samples (unwhitened)."""
+        return x if self.layout == "250hz" else to_100hz_layout(x)
 
     @cached_property
     def _params(self) -> dict[str, Any]:
@@ -390,10 +521,13 @@ class Subject:
             out.append((amp, shift))
         return out
 
-    def evoked(self, latent: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Sensor-space evoked responses (n, 63, 250) in uV. With ``rng``: single trials with latency and gain
-        jitter. Without: the expected response over the jitter (the noise-free template)."""
-        t = TIMES[None, :]
+    def evoked(
+        self, latent: np.ndarray, rng: np.random.Generator | None = None, t0: float = 0.0
+    ) -> np.ndarray:
+        """Sensor-space evoked responses (n, 63, 250) in uV on 250 samples from ``t0`` seconds. With ``rng``:
+        single trials with latency and gain jitter. Without: the expected response over the jitter (the noise-free
+        template)."""
+        t = TIMES[None, :] + t0
         n = latent.shape[0]
         moments = np.zeros((n, len(_SOURCES), N_TIMES))
         for c, (amp, shift) in zip(self._params["components"], self._amplitudes(latent)):
@@ -443,36 +577,42 @@ class Subject:
 
     @cached_property
     def whitening(self) -> np.ndarray:
-        """Sigma^-1/2 of the sensor noise covariance (63 x 63), estimated from 2000 noise-only trials."""
-        x = self.noise(2000, _rng(self.world.seed, 20, self.index))
+        """Sigma^-1/2 of the sensor noise covariance (63 x 63; 17 x 17 in the 100hz layout, of the noise as the
+        layout sees it), estimated from 2000 noise-only trials."""
+        x = self._to_layout(self.noise(2000, _rng(self.world.seed, 20, self.index)))
         cov = np.einsum("nct,ndt->cd", x, x) / (x.shape[0] * x.shape[2])
         vals, vecs = np.linalg.eigh(cov)
         return (vecs / np.sqrt(vals)) @ vecs.T
 
     @cached_property
     def temporal_noise_cov(self) -> np.ndarray:
-        """Temporal covariance (250 x 250) of whitened noise, averaged over channels (the ceiling's noise model)."""
-        x = np.einsum("cd,ndt->nct", self.whitening, self.noise(1000, _rng(self.world.seed, 21, self.index)))
-        flat = x.reshape(-1, N_TIMES)
+        """Temporal covariance (250 x 250; 100 x 100 in the 100hz layout) of whitened noise, averaged over channels
+        (the ceiling's noise model)."""
+        noise = self._to_layout(self.noise(1000, _rng(self.world.seed, 21, self.index)))
+        x = np.einsum("cd,ndt->nct", self.whitening, noise)
+        flat = x.reshape(-1, x.shape[-1])
         return flat.T @ flat / flat.shape[0]
 
     def trials(self, latent: np.ndarray, n_reps: int, rng: np.random.Generator) -> np.ndarray:
-        """Whitened single trials (n_images, n_reps, 63, 250), float64."""
+        """Whitened single trials (n_images, n_reps, channels, times) of the layout, float64."""
         rep_latent = np.repeat(latent, n_reps, axis=0)
-        x = self.evoked(rep_latent, rng) + self.noise(rep_latent.shape[0], rng)
-        x = np.einsum("cd,ndt->nct", self.whitening, x, optimize=True)
-        return x.reshape(latent.shape[0], n_reps, len(THINGS_EEG2_CHANNELS), N_TIMES)
+        x = self.evoked(rep_latent, rng, self._t0) + self.noise(rep_latent.shape[0], rng)
+        x = np.einsum("cd,ndt->nct", self.whitening, self._to_layout(x), optimize=True)
+        return x.reshape(latent.shape[0], n_reps, *x.shape[1:])
 
     def templates(self, latent: np.ndarray) -> np.ndarray:
-        """Whitened noise-free expected responses (n, 63, 250)."""
-        return np.einsum("cd,ndt->nct", self.whitening, self.evoked(latent), optimize=True)
+        """Whitened noise-free expected responses (n, channels, times) of the layout."""
+        x = self._to_layout(self.evoked(latent, None, self._t0))
+        return np.einsum("cd,ndt->nct", self.whitening, x, optimize=True)
 
     def snr(self, n: int = 400) -> dict[str, float]:
         """Single-trial signal-to-noise ratios in whitened units, from the test latents."""
         lat = self.world.test_latent[:n]
         tmpl = self.templates(lat)
         noise = np.einsum(
-            "cd,ndt->nct", self.whitening, self.noise(len(lat), _rng(self.world.seed, 22, self.index))
+            "cd,ndt->nct",
+            self.whitening,
+            self._to_layout(self.noise(len(lat), _rng(self.world.seed, 22, self.index))),
         )
         image_specific = tmpl - tmpl.mean(axis=0, keepdims=True)
         return {
@@ -544,16 +684,19 @@ def _write_images(world: World, image_dir: Path, seed: int, progress: bool = Tru
     write_image_metadata(image_dir / "image_metadata.npy", meta)
 
 
+def _write_gifford_file(path: Path, data: np.ndarray, ch_names: list[str], times: np.ndarray) -> Path:
+    """Gifford's 100 Hz release file: ``np.save`` of the dict (read back with ``np.load(...).item()``), atomically."""
+    obj = {"preprocessed_eeg_data": data, "ch_names": list(ch_names), "times": np.asarray(times)}
+    with atomic_path(path, suffix=".npy") as tmp:
+        np.save(tmp, np.asarray(obj, dtype=object), allow_pickle=True)
+    return path
+
+
 def write_reference_features(world: World, paths: DatasetPaths, seed: int) -> None:
     """Write the World's reference image and text embeddings to ``features/reference/`` (feature-store format)."""
     from eegdecode.embeddings.store import image_list_digest, save_features
 
-    train_names = [f"training_images/{f}/{n}" for f, n in zip(
-        [world.folder_names("train")[i // world.preset.images_per_concept] for i in range(len(world.train_latent))],
-        world.file_names("train"))]  # fmt: skip
-    test_names = [
-        f"test_images/{f}/{n}" for f, n in zip(world.folder_names("test"), world.file_names("test"))
-    ]
+    train_names, test_names = world.relative_names("train"), world.relative_names("test")
     save_features(
         paths.features_dir("reference"),
         {
@@ -585,13 +728,21 @@ def simulate_dataset(
     write_images: bool = True,
     progress: bool = True,
     on_subject: Callable[[str, Subject, np.ndarray], dict[str, Any] | None] | None = None,
+    layout: str = "250hz",
+    vision: bool = True,
+    vision_variants: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """Write a simulated THINGS-EEG2 data set under ``out`` and return its description (also ``simulation.json``).
 
     Written: ``Preprocessed_data_250Hz/sub-XX/preprocessed_eeg_{training,test}.npy`` (pickled dicts, float64 by
-    default as in the release, float32 on request, the 300-value ``times``), ``image_set/`` (JPEGs and
-    ``image_metadata.npy``), ``features/reference/`` (reference embeddings in the feature-store format),
-    ``simulation/latents_{train,test}.npy`` (ground truth) and ``simulation.json``.
+    default as in the release, float32 on request, the 300-value ``times``) or, with ``layout="100hz"``, Gifford's
+    ``preprocessed_data/sub-XX/preprocessed_eeg_{training,test}.npy`` (``np.save`` of the dict, 17 channels, 100
+    samples, 100 ``times``); ``image_set/`` (JPEGs and ``image_metadata.npy``), ``features/reference/`` (reference
+    embeddings in the feature-store format), ``simulation/latents_{train,test}.npy`` (ground truth) and
+    ``simulation.json``. With ``vision`` (default) also the simulated vision model's layers and blur variants as the
+    target store ``targets/simulator_vision-*`` and, in ``simulation.json``, which layers the EEG carries
+    (:mod:`eegdecode.data.simulate_vision`); ``vision_variants`` the blur variants written (default
+    :data:`~eegdecode.data.simulate_vision.VARIANTS`: ``none``, ``ubp``, ``multiblur12``).
 
     ``on_subject(name, subject, test_data)`` is called with each subject's test array while it is in memory (the
     ``simulate`` command computes the retrieval ceiling there); what it returns is stored in ``simulation.json``.
@@ -599,41 +750,55 @@ def simulate_dataset(
     from tqdm.auto import tqdm
 
     check_option("dtype", dtype, ("float64", "float32"))
+    check_option("layout", layout, LAYOUTS)
+    if vision:
+        from eegdecode.data import simulate_vision as sv
+        from eegdecode.targets.blur import expand_variants
+
+        vision_variants = expand_variants(vision_variants or sv.VARIANTS)  # a bad name stops here
     preset_name, preset = resolve_preset(preset)
     out = Path(out)
     desc_path = out / "simulation.json"
     if desc_path.exists() and not overwrite:
         raise OutputExistsError(desc_path)
-    paths = DatasetPaths(out)
+    paths = DatasetPaths(out, layout)
     world = World(preset, seed)
     log.info("simulating THINGS-EEG2 (%s, %d subject(s)) into %s", preset_name, n_subjects, out)
     if write_images:
         _write_images(world, paths.image_set_dir, seed, progress)
     write_reference_features(world, paths, seed)
+    if vision:
+        store = sv.write_vision_targets(world, out / "targets", vision_variants)
     save_npy(out / "simulation" / "latents_train.npy", world.train_latent.astype(np.float32))
     save_npy(out / "simulation" / "latents_test.npy", world.test_latent.astype(np.float32))
 
     subjects_info = {}
+    probe_eeg = {}
     for s in range(n_subjects):
-        subj = Subject(world, s)
+        subj = Subject(world, s, layout)
         name = subject_name(s + 1)
+        n_times = len(TIMES) if layout == "250hz" else len(TIMES_100HZ)
         for split, latent, reps, code in (
             ("train", world.train_latent, preset.n_train_reps, 0),
             ("test", world.test_latent, preset.n_test_reps, 1),
         ):
-            data = np.empty((latent.shape[0], reps, len(THINGS_EEG2_CHANNELS), N_TIMES), dtype=dtype)
+            data = np.empty((latent.shape[0], reps, len(subj.ch_names), n_times), dtype=dtype)
             starts = range(0, latent.shape[0], CHUNK)
             for k, start in enumerate(
                 tqdm(starts, desc=f"{name} {split}", disable=not progress, leave=False)
             ):
                 rng = _rng(seed, 30, s, code, k)
                 data[start : start + CHUNK] = subj.trials(latent[start : start + CHUNK], reps, rng)
-            write_preprocessed_file(
-                split_file(paths.subject_dir(name), split), data, list(THINGS_EEG2_CHANNELS), TIMES_FULL
-            )
+            target = split_file(paths.subject_dir(name), split)
+            if layout == "250hz":
+                write_preprocessed_file(target, data, subj.ch_names, subj.file_times)
+            else:
+                _write_gifford_file(target, data, subj.ch_names, subj.file_times)
             if split == "train":
                 del data
         subjects_info[name] = {"snr": subj.snr(), "alpha_hz": subj._params["alpha_freq"]}
+        if vision:
+            probe_eeg[name] = sv.probe_eeg(world.vision, subj)
         if on_subject is not None:
             extra = on_subject(name, subj, data)
             if extra:
@@ -649,18 +814,32 @@ def simulate_dataset(
         "seed": seed,
         "n_subjects": n_subjects,
         "dtype": dtype,
-        "sfreq": SFREQ,
+        "layout": layout,
+        "sfreq": SFREQ if layout == "250hz" else 100.0,
         "latent_dims": {"low_level": D_LOW, "semantic": D_SEM},
         "components": [{k: c[k] for k in ("name", "latency", "width", "sources")} for c in _COMPONENTS],
         "subjects": subjects_info,
         "note": "Simulated data: not a recording. Scores on it are read against the simulator's ceiling.",
     }
+    if vision:
+        desc["vision"] = {
+            "store": str(store.folder.relative_to(out)),
+            "backbone": f"simulator:{sv.BACKBONE_NAME}",
+            "pooling": sv.POOLING,
+            "variants": list(store.meta()["variants"]),
+            **world.vision.parameters(),
+            "latent_r2": sv.latent_r2(world.vision),
+            "ground_truth": sv.ground_truth(world.vision, probe_eeg),
+        }
     write_json(desc_path, desc)
     return desc
 
 
 def load_simulation(root: str | Path) -> tuple[World, dict[str, Any]]:
-    """Rebuild the World of a simulated data set from its ``simulation.json`` (everything is seeded)."""
+    """Rebuild the World of a simulated data set from its ``simulation.json`` (everything is seeded).
+
+    Its subjects are ``Subject(world, i, desc.get("layout", "250hz"))``.
+    """
     from eegdecode.io import read_json
 
     desc = read_json(Path(root) / "simulation.json")

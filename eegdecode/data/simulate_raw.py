@@ -12,9 +12,12 @@ volts, with a ``stim`` channel holding 1-based image-condition numbers, in both 
 - BrainVision (``pybv``): ``source_data/sub-XX/ses-YY/eeg/sub-XX_ses-YY_task-{train_part-01,test}_eeg.vhdr`` with
   the conditions as ``Stimulus/S<code>`` markers.
 
-Session structure follows THINGS-EEG2: every test image in every session; the training images split into two halves
-that alternate over sessions; the documented number of repetitions per session, plus one extra presentation of the
-first condition of each partition (the preprocessing keeps the documented number, drawn at random).
+Session structure follows THINGS-EEG2 (Gifford et al. 2022, NeuroImage 264:119754) by default: 4 sessions per
+subject; in each session every test image 20 times and one half of the training images (the halves alternate over
+sessions) 2 times, so that over the 4 sessions each training image has 2 x 2 = 4 repetitions and each test image
+4 x 20 = 80, what Gifford's preprocessing (``max_rep`` 2 / 20 per session, ``--n_ses 4``) and ours expect. One extra
+presentation of the first condition of each partition is added (the preprocessing keeps the documented number,
+drawn at random).
 Each :class:`RawSession` also carries the simulator's own epochs (-0.2 ... 0.996 s at 250 Hz, baseline-corrected,
 before any whitening) for every trial: the ground truth that preprocessed epochs are compared with.
 """
@@ -42,13 +45,67 @@ _PRE = 50  # 250 Hz samples before onset in an epoch (-0.2 s)
 
 @dataclass(frozen=True)
 class RawDesign:
-    """Trial structure of the simulated raw recordings (per subject)."""
+    """Trial structure of the simulated raw recordings (per subject); the defaults are THINGS-EEG2's.
 
-    n_sessions: int = 2
+    ``n_sessions`` is 1 or even: with more than one session the training images split into two halves shown in
+    alternate sessions, so each training image is in ``n_sessions // 2`` sessions and every test image in all.
+    """
+
+    n_sessions: int = 4
     train_reps_per_session: int = 2
-    test_reps_per_session: int = 4
+    test_reps_per_session: int = 20
     target_fraction: float = 0.08
     extra_presentations: int = 1
+
+    def __post_init__(self):
+        for name in ("n_sessions", "train_reps_per_session", "test_reps_per_session"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"RawDesign.{name}: expected an integer >= 1; found {value!r}")
+        if self.n_sessions > 1 and self.n_sessions % 2:
+            raise ValueError(
+                f"RawDesign.n_sessions: expected 1 or an even number (training halves alternate); "
+                f"found {self.n_sessions}"
+            )
+        if not 0 <= self.target_fraction < 1:
+            raise ValueError(f"RawDesign.target_fraction: expected 0 <= f < 1; found {self.target_fraction}")
+        if self.extra_presentations < 0:
+            raise ValueError(
+                f"RawDesign.extra_presentations: expected >= 0; found {self.extra_presentations}"
+            )
+
+    @property
+    def sessions_per_training_image(self) -> int:
+        return 1 if self.n_sessions == 1 else self.n_sessions // 2
+
+    @property
+    def train_reps_total(self) -> int:
+        """Repetitions of each training image over all sessions (THINGS-EEG2: 4)."""
+        return self.train_reps_per_session * self.sessions_per_training_image
+
+    @property
+    def test_reps_total(self) -> int:
+        """Repetitions of each test image over all sessions (THINGS-EEG2: 80)."""
+        return self.test_reps_per_session * self.n_sessions
+
+    @classmethod
+    def from_totals(cls, train_reps: int, test_reps: int, n_sessions: int = 4, **kwargs) -> RawDesign:
+        """The design that gives ``train_reps`` / ``test_reps`` repetitions per image over ``n_sessions``.
+
+        Raises ValueError naming the count that does not divide over the sessions.
+        """
+        per_train = 1 if n_sessions == 1 else n_sessions // 2
+        if train_reps % per_train:
+            raise ValueError(
+                f"train_reps: expected a multiple of {per_train} (each training image is in {per_train} of the "
+                f"{n_sessions} sessions); found {train_reps}"
+            )
+        if test_reps % n_sessions:
+            raise ValueError(
+                f"test_reps: expected a multiple of {n_sessions} (every test image is in all {n_sessions} "
+                f"sessions); found {test_reps}"
+            )
+        return cls(n_sessions, train_reps // per_train, test_reps // n_sessions, **kwargs)
 
 
 @dataclass
@@ -202,28 +259,36 @@ def simulate_raw_dataset(
     seed: int = 0,
     formats: tuple[str, ...] = ("things", "brainvision"),
     overwrite: bool = False,
+    write_features: bool = True,
 ) -> dict[str, Any]:
     """Write raw recordings of every session of ``n_subjects`` simulated subjects, and the reference features.
 
-    The features (``features/reference/``) are those of :func:`eegdecode.data.simulate.simulate_dataset` for the
-    same preset and seed, so a preprocessed result trains through the normal pipeline. Returns the description
-    (also written to ``simulation_raw.json``) including the simulator's own epochs' file-free summary.
+    The design (:class:`RawDesign`) is THINGS-EEG2's by default: 4 sessions, 2 training / 20 test repetitions per
+    image and session; the preset's own ``n_train_reps`` / ``n_test_reps`` (those of the preprocessed simulation)
+    are not used here (:meth:`RawDesign.from_totals` derives a design from them). The features
+    (``features/reference/``, skipped with ``write_features=False``) are those of
+    :func:`eegdecode.data.simulate.simulate_dataset` for the same preset and seed, so a preprocessed result trains
+    through the normal pipeline. Returns the description (also written to ``simulation_raw.json``).
     """
     from eegdecode.data.simulate import resolve_preset, write_reference_features
 
+    if isinstance(formats, str):
+        formats = (formats,)
     for f in formats:
         check_option("formats", f, ("things", "brainvision"))
     preset_name, preset = resolve_preset(preset)
-    if design.n_sessions % 2 and design.n_sessions > 1:
+    n_train_images = preset.n_train_concepts * preset.images_per_concept
+    if design.n_sessions > 1 and n_train_images < 2:
         raise ValueError(
-            f"n_sessions must be 1 or even (training halves alternate); found {design.n_sessions}"
+            f"training images: expected at least 2 (two halves over the sessions); found {n_train_images}"
         )
     out = Path(out)
     desc_path = out / "simulation_raw.json"
     if desc_path.exists() and not overwrite:
         raise OutputExistsError(desc_path)
     world = World(preset, seed)
-    write_reference_features(world, DatasetPaths(out), seed)
+    if write_features:
+        write_reference_features(world, DatasetPaths(out), seed)
     names = list(THINGS_EEG2_CHANNELS)
     for s in range(n_subjects):
         subj = Subject(world, s)
@@ -244,6 +309,8 @@ def simulate_raw_dataset(
         "preset": preset_name,
         "sizes": asdict(preset),
         "design": asdict(design),
+        "reps_per_image": {"train": design.train_reps_total, "test": design.test_reps_total},
+        "formats": list(formats),
         "seed": seed,
         "n_subjects": n_subjects,
         "sfreq": RAW_SFREQ,

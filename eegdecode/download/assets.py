@@ -224,7 +224,7 @@ def _select_meg_raw(asset: Asset, ep: Endpoints, subjects) -> list[Item]:
 
 def _select_hf_weights(folder: str, path: str, keep: Callable[[str], bool]) -> Callable:
     """Files of a Hub model repository under ``path`` for which ``keep(path)``, into ``weights/<folder>/<path>``
-    (the layout of ``huggingface-cli download REPO --local-dir weights/<folder>``)."""
+    (the layout of ``hf download REPO --local-dir weights/<folder>``)."""
 
     def select(asset: Asset, ep: Endpoints, subjects) -> list[Item]:
         files = [f for f in list_hf(ep.hf, asset.location, path, repo_type="model") if keep(f.path)]

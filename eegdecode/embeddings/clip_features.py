@@ -111,7 +111,9 @@ def _tag_missing_hint(model: str, tag: str, cfg: dict[str, Any]) -> str:
         filename = filename or "open_clip_pytorch_model.bin"
         return (
             f"The {model} weights {tag!r} are not in the local Hugging Face cache, and nothing is downloaded at run "
-            f"time. On a machine with network access download {filename} from the Hugging Face repository {repo} "
+            f"time. On a machine with network access run `eegdecode download --what weights-clip --data-root DATA` "
+            f"(ViT-H-14: DATA/weights/clip/open_clip_pytorch_model.bin), or download {filename} from the Hugging "
+            f"Face repository {repo} "
             f"(https://huggingface.co/{repo}/resolve/main/{filename}, or `hf download {repo} {filename} "
             f"--local-dir weights/clip`), then pass `--clip-weights weights/clip/{filename}` (``weights=`` in "
             f"Python); or copy a Hugging Face cache holding it here (HF_HOME) and run with HF_HUB_OFFLINE=1."

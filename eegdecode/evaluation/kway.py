@@ -16,7 +16,8 @@ entries of that permutation. The sets for different k are therefore nested withi
 each k's set is still a uniform draw without replacement, and differences between k are less noisy. The
 permutations depend only on ``seed``, ``n_items`` and ``n_draws``, never on the embeddings, so two models
 evaluated with the same seed see exactly the same distractor sets (a paired comparison). This fixes the seed
-code's unseeded Python ``random`` draws, re-drawn on every call (``reference/seed_codebase.md`` section 8, item 2).
+code's unseeded Python ``random`` draws, re-drawn on every call (the retrieval scripts of
+``ChiShengChen/EEG_gen_img_NECOMIMI``).
 
 Ties are scored conservatively: a distractor whose score equals the true item's score counts as beating it. The
 rank of the true item is ``1 + #{j != i : s_ij >= s_ii}``; top-1 means rank 1 and top-5 means rank <= 5. A model

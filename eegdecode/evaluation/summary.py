@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 
 from eegdecode.errors import DataFormatError, MissingFileError, OutputExistsError
-from eegdecode.io import atomic_path, read_json
+from eegdecode.formats import RESULTS_NAME, read_results
+from eegdecode.io import atomic_path
 
-RESULTS_NAME = "results.json"
 CEILING_MODEL = "ceiling"
 CSV_COLUMNS = (
     "protocol",
@@ -171,40 +171,9 @@ def find_result_files(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def _load_run(path: Path) -> dict[str, Any]:
-    try:
-        data = read_json(path)
-    except ValueError as err:
-        raise DataFormatError(
-            path, "not valid JSON", expected="a results.json written by a run", found=str(err)
-        ) from err
-    if not isinstance(data, dict):
-        raise DataFormatError(
-            path, "top level is not an object", expected="a JSON object", found=type(data).__name__
-        )
-    missing = [key for key in ("model", "kway") if key not in data]
-    if missing:
-        raise DataFormatError(
-            path, f"missing key(s) {missing}", expected="'model' and 'kway'", found=sorted(data)
-        )
-    kway = data["kway"]
-    if not isinstance(kway, dict) or not isinstance(kway.get("k"), dict) or not kway["k"]:
-        raise DataFormatError(
-            path, "'kway' has no per-k scores", expected="KWayResult.to_dict() with a 'k' object", found=kway
-        )
-    for k, score in kway["k"].items():
-        if not isinstance(score, dict) or "top1_mean" not in score or "chance_top1" not in score:
-            raise DataFormatError(
-                path, f"'kway.k.{k}' lacks top1_mean/chance_top1", expected="KWayScore.to_dict()", found=score
-            )
-    return {
-        "path": str(path),
-        "model": str(data["model"]),
-        "protocol": str(data.get("protocol") or ""),
-        "subject": None if data.get("subject") is None else str(data["subject"]),
-        "seed": data.get("seed"),
-        "kway": kway,
-        "ceiling": data.get("ceiling"),
-    }
+    run = read_results(path)  # checked there: JSON object, 'model', per-k scores with top1_mean/chance_top1
+    return {"path": str(path), "model": run.model, "protocol": run.protocol, "subject": run.subject,
+            "seed": run.raw.get("seed"), "kway": run.kway, "ceiling": run.ceiling}  # fmt: skip
 
 
 def _mean_sd(values: Sequence[float]) -> tuple[float, float | None]:

@@ -11,52 +11,67 @@ The network is ATM's ``DiffusionPriorUNet``, an MLP "U-Net" over vectors (not a 
   and ``Linear(cond_dim -> width)(c)``; then Linear down, LayerNorm, SiLU, Dropout;
 - decoder, four levels 64 -> 128 -> 256 -> 512 -> 1024: add time and condition terms at the current width;
   Linear up, LayerNorm, SiLU, Dropout; add the matching encoder skip;
-- output: Linear(1024 -> embed_dim), predicting the noise epsilon.
+- output: Linear(1024 -> embed_dim), predicting the noise epsilon or the clean embedding x0
+  (``prediction_type``).
 
 The unconditional branch (classifier-free guidance) sets the condition term to zero. Training drops the
 condition per sample with probability 0.1; the original dropped it for the whole batch 10% of the time, which is
 a defect this module fixes.
 
-Recipe (``PriorConfig`` defaults, as in ATM): DDPM with 1000 steps and epsilon prediction (diffusers
-``DDPMScheduler``), MSE on the noise, Adam lr 1e-3, 500 linear warm-up steps then cosine decay over the run,
-gradient-norm clipping at 1.0, batch 1024, 150 epochs. The learning-rate scheduler steps after the optimiser.
+Recipe (``PriorConfig`` defaults): ATM's network, optimiser and schedule (diffusers ``DDPMScheduler`` with 1000
+steps, Adam lr 1e-3, 500 linear warm-up steps then cosine decay over the run, gradient-norm clipping at 1.0, batch
+1024, 150 epochs), run in the standardised data space with x0 prediction (``normalisation="standardise"``,
+``prediction_type="sample"``): of the settings measured here, the one whose samples depend most on the condition
+(see "Which setting" below). The learning-rate scheduler steps after the optimiser, so our first optimiser step
+runs at lr 0 (the warm-up starts at 0); ATM steps its scheduler before the optimiser, so its first step runs at
+1e-3 / 500 = 2e-6 and its schedule stays one step ahead. Harmless either way: one step in 2,550 differs by 2e-6.
 Sampling: 50 DDPM steps, classifier-free guidance 5, a seeded generator.
 
-Normalisation (recorded in every checkpoint):
+Normalisation (``PriorConfig.normalisation``, recorded in every checkpoint):
 
 - ``"standardise"`` (default): targets and conditions are standardised per dimension with the training set's
   mean and standard deviation, and samples are mapped back, so they come out at the scale of the training targets
   (unnormalised CLIP features give unnormalised samples, the kind IP-Adapter was trained on). Predicted x0 is
   clipped at every sampling step to the largest absolute standardised training value (diffusers
-  ``clip_sample_range``, stored with the weights): without it, small errors of the noise prediction at high noise
-  levels grow by about 1.2x per step and the samples blow up. Why rescale at all: diffusion noise has unit
-  variance per dimension while a unit-norm 1024-d embedding has about 0.03, so on raw unit vectors nearly the
-  whole forward process is pure noise; on the simulated test data the "unit" mode's samples come out at 1.6x the
-  target norm without guidance (this mode: 1.1x).
-- ``"unit"``: ATM's convention, kept for comparisons: targets L2-normalised, conditions raw, ``DDPMScheduler()``
-  defaults (``clip_sample=True`` on +-1). The mean norm of the raw training targets is stored so a caller can
-  rescale samples.
+  ``clip_sample_range``, stored with the weights and in the checkpoint's description).
+- ``"unit"``: ATM's convention (``Generation/diffusion_prior.py`` of ``dongyangli-del/EEG_Image_decode``):
+  targets L2-normalised, conditions raw, ``DDPMScheduler()`` defaults (``clip_sample=True`` on +-1). The mean norm
+  of the raw training targets is stored so a caller can rescale samples. Diffusion noise has unit variance per
+  dimension while a unit-norm 1024-d embedding has about 0.001, so the +-1 clip hardly constrains the samples.
 
 Prediction type (``PriorConfig.prediction_type``, recorded in the checkpoint's config and scheduler):
 
-- ``"epsilon"`` (default, ATM's recipe): the network predicts the noise.
-- ``"sample"``: it predicts the clean embedding x0 (what DALL-E 2's prior does); the loss is MSE on x0 and the
-  DDPM sampler takes x0 predictions directly. Guidance combines x0 predictions the same way.
+- ``"sample"`` (default): the network predicts the clean embedding x0 (what DALL-E 2's prior does, Ramesh et al.
+  2022, arXiv 2204.06125); the loss is MSE on x0 and the DDPM sampler takes x0 predictions directly. Guidance
+  combines x0 predictions the same way.
+- ``"epsilon"`` (ATM's recipe): the network predicts the noise.
 
-Why both: on the simulator's reference embeddings (1024-d, rank 256), epsilon prediction with ATM's full recipe
-(2550 steps at batch 1024, 27 CPU-minutes) reaches a loss of 0.148 (ATM's notebook reports about 0.142 on real CLIP
-features) but its noise prediction keeps a mean squared error of 0.064 at high noise levels, where x0 is read off
-the noise prediction with a gain of sqrt((1 - alpha_bar) / alpha_bar) (12 at t = 700, 61 at t = 900). The condition's small contribution drowns in that
-error: conditional and unconditional predictions agree to 3 decimals, samples come out at 2.2x the target norm, and
-200-way retrieval is at chance. Predicting x0 avoids the amplification: the same full recipe gives samples at 1.01x
-the targets' norm and 1.00x their spread that retrieve the true image 200-way 45% of the time at guidance 5 (chance
-0.5%; the conditions themselves 65.5%); a 4.7M-parameter prior (widths 1024-128) after 800 steps: 0.98x, 0.99x,
-50-way 54% (chance 2%). Measured with ``bench/prior_on_simulator.py``; whether real CLIP features behave
-the same has not been measured here.
+Which setting. The data space decides, not ATM's network or loss. Reported in issue #11 against ATM's own
+``diffusion_prior.py`` (same network, same loss, sampling equal to 1e-5): on a synthetic 1024-d task epsilon
+prediction learns the condition in ATM's unit-norm space (100-way top-1 0.99 at guidance 5 after 1,200 steps) and
+not in our standardised space (0.01), in both implementations. Measured here with ``bench/prior_on_simulator.py`` on
+the simulator's reference embeddings (1024-d, rank 256; 16,540 training pairs, 200 test images; conditions: the
+embedding of each image's latent plus noise, 200-way top-1 65.5%; chance 0.5%), 200-way top-1 of samples at
+guidance 5, one CPU thread:
+
+- standardised + epsilon, the full recipe (150 epochs, 2,550 steps): 0.0%. Loss 0.148 (ATM's notebook reports
+  about 0.142 on real CLIP features), but the noise prediction keeps a mean squared error of 0.064 at high noise
+  levels, where x0 is read off it with a gain of sqrt((1 - alpha_bar) / alpha_bar) (12 at t = 700, 61 at t = 900);
+  the condition's small contribution drowns in that error and samples come out at 2.2x the target norm.
+- unit + epsilon (ATM's setting), 50 epochs (850 steps): 4.0% (0.5% at guidance 1); samples at 17.5x the unit
+  targets' norm and 18.6x their spread.
+- standardised + x0, 50 epochs (850 steps): 53.5% (27.5% at guidance 1, unconditional branch 1.0%), samples at
+  0.99x the targets' norm and spread; the full recipe: 45.0%, samples at 1.01x the targets' norm and 1.00x their
+  spread (the shorter run did better; one seed each, not investigated). Hence the default: at the same budget
+  it retrieves 53.5% where ATM's setting retrieves 4.0%.
+
+Whether real CLIP features behave the same has not been measured here (it needs real EEG embeddings);
+``PriorConfig(normalisation="unit", prediction_type="epsilon")`` reproduces ATM's setting for that comparison.
 
 Classifier-free guidance 5 extrapolates away from the unconditional prediction, so guided samples have larger
-norms than the targets (1.7x on the simulated test data). The direction is what carries the content; rescale to
-a chosen norm before IP-Adapter (``eegdecode.generation.sdxl.Generator(embed_norm=...)`` does it).
+norms than the targets (1.07x on the simulator's embeddings after 850 steps, 1.4x in the reduced unit test).
+The direction is what carries the content; rescale to a chosen norm before IP-Adapter
+(``eegdecode.generation.sdxl.Generator(embed_norm=...)`` does it).
 
 A checkpoint is a folder with ``prior.safetensors`` (network weights and normalisation statistics) and
 ``prior.json`` (format, config, normalisation, scheduler config, epoch, history, weights digest and the caller's
@@ -93,7 +108,7 @@ PREDICTION_TYPES = ("epsilon", "sample")
 
 @dataclass
 class PriorConfig:
-    """Architecture and training recipe of the diffusion prior (defaults = ATM's recipe).
+    """Architecture and training recipe of the diffusion prior (defaults: ATM's network and schedule, x0 prediction).
 
     Parameters
     ----------
@@ -110,8 +125,8 @@ class PriorConfig:
     normalisation
         ``"standardise"`` or ``"unit"`` (see the module description).
     prediction_type
-        What the network predicts: ``"epsilon"`` (the noise; ATM's recipe, the default) or ``"sample"`` (the clean
-        embedding x0, as DALL-E 2's prior does; see the module description).
+        What the network predicts: ``"sample"`` (the clean embedding x0, as DALL-E 2's prior does; the default) or
+        ``"epsilon"`` (the noise; ATM's recipe). See the module description for why.
     epochs, batch_size, lr, warmup_steps, grad_clip
         Adam, cosine schedule with linear warm-up over ``warmup_steps`` optimiser steps, gradient-norm clip.
     cond_drop_prob
@@ -125,7 +140,7 @@ class PriorConfig:
     dropout: float = 0.1
     num_train_timesteps: int = 1000
     normalisation: str = "standardise"
-    prediction_type: str = "epsilon"
+    prediction_type: str = "sample"
     epochs: int = 150
     batch_size: int = 1024
     lr: float = 1e-3
@@ -185,7 +200,7 @@ class _Level(nn.Module):
 
 
 class DiffusionPriorUNet(nn.Module):
-    """ATM's MLP U-Net that predicts the diffusion noise of a vector given a step and a condition.
+    """ATM's MLP U-Net that predicts the diffusion noise (or x0) of a vector given a step and a condition.
 
     Parameters
     ----------
@@ -353,7 +368,7 @@ def train_prior(
     target : array or Tensor, (n, embed_dim)
         Target embeddings (CLIP image features of each pair's image), same row order.
     config : PriorConfig
-        Architecture and recipe; defaults to ATM's.
+        Architecture and recipe; defaults to ``PriorConfig()``.
     seed : int
         Seeds initialisation, shuffling, noise, steps and dropout; the global RNG state is restored afterwards.
     progress : bool
@@ -366,7 +381,7 @@ def train_prior(
     model : DiffusionPrior
         In eval mode, on ``device``.
     history : list of dict
-        Per epoch: ``epoch`` (1-based), ``loss`` (mean noise MSE), ``lr`` (at the end), ``seconds``.
+        Per epoch: ``epoch`` (1-based), ``loss`` (mean MSE on the noise or on x0), ``lr`` (at the end), ``seconds``.
     """
     config = config or PriorConfig()
     cond = _as_tensor("cond", cond, config.cond_dim)
@@ -451,7 +466,8 @@ def sample_prior(
     n_steps : int
         DDPM sampling steps (1000 / n_steps apart, "leading" spacing: 980, 960, ..., 0 for 50).
     guidance : float
-        ``eps = eps_uncond + guidance * (eps_cond - eps_uncond)``; 1 means conditional only.
+        ``out = out_uncond + guidance * (out_cond - out_uncond)`` on the network's outputs (noise or x0); 1 means
+        conditional only.
     seed : int
         Seeds the starting noise and every step's noise: the same seed, model and ``cond`` give the same samples.
     batch_size : int
@@ -527,7 +543,7 @@ def save_prior(path: str | Path, model: DiffusionPrior, state: dict[str, Any] | 
             "normalisation": {
                 "mode": model.config.normalisation,
                 "target_mean_norm": float(model.target_mean_norm),
-                "description": _NORMALISATION_TEXT[model.config.normalisation],
+                "description": normalisation_description(model.config, float(model.clip_range)),
             },
             "scheduler": scheduler_config(model.config, float(model.clip_range)),
             "parameters": count_parameters(model.unet),
@@ -538,12 +554,23 @@ def save_prior(path: str | Path, model: DiffusionPrior, state: dict[str, Any] | 
     return folder
 
 
-_NORMALISATION_TEXT = {
-    "standardise": "targets and conditions standardised per dimension with the training statistics stored in "
-    "the weights; samples are returned at the raw target scale; clip_sample off",
-    "unit": "targets L2-normalised, conditions raw, clip_sample on (ATM); samples are about unit norm, "
-    "target_mean_norm is the mean norm of the raw training targets",
-}
+def normalisation_description(config: PriorConfig, clip_range: float = 1.0) -> str:
+    """The text stored in ``prior.json``: the data space and the x0 clipping of ``scheduler_config``."""
+    sched = scheduler_config(config, clip_range)
+    if sched["clip_sample"]:
+        clip = f"clip_sample on: predicted x0 clipped to +-{sched['clip_sample_range']:.6g} at every sampling step"
+    else:
+        clip = "clip_sample off"
+    if config.normalisation == "standardise":
+        return (
+            "targets and conditions standardised per dimension with the training statistics stored in the "
+            f"weights; samples are returned at the raw target scale; {clip} (the largest absolute standardised "
+            "training value)"
+        )
+    return (
+        f"targets L2-normalised, conditions raw (ATM's convention); {clip}; samples are about unit norm, "
+        "target_mean_norm is the mean norm of the raw training targets"
+    )
 
 
 def load_prior(
@@ -578,7 +605,12 @@ def load_prior(
         raise DataFormatError(
             weights, "weights do not match the digest recorded in prior.json", digest, "other"
         )
-    model = DiffusionPrior(PriorConfig.from_dict(state["config"]))
+    config = dict(state["config"])
+    # Checkpoints written before these fields existed: take them from the scheduler / normalisation records (then
+    # from the only settings there were), never from today's defaults.
+    config.setdefault("prediction_type", state.get("scheduler", {}).get("prediction_type", "epsilon"))
+    config.setdefault("normalisation", state.get("normalisation", {}).get("mode", "standardise"))
+    model = DiffusionPrior(PriorConfig.from_dict(config))
     tensors = load_file(str(weights), device="cpu")
     missing, unexpected = model.load_state_dict(tensors, strict=False)
     if missing or unexpected:

@@ -17,9 +17,9 @@ all enter at the scale IP-Adapter knows. ``embed_norm=None`` feeds embeddings as
 Weights come only from disk, always with ``local_files_only=True``:
 
 - ``sdxl_dir``: a folder in diffusers layout (``model_index.json``, ``unet/``, ``vae/``, ``text_encoder{,_2}/``,
-  ``tokenizer{,_2}/``, ``scheduler/``), e.g. ``huggingface-cli download stabilityai/sdxl-turbo --local-dir DIR``;
+  ``tokenizer{,_2}/``, ``scheduler/``), e.g. ``hf download stabilityai/sdxl-turbo --local-dir DIR``;
 - ``ip_adapter_dir``: a root folder holding ``sdxl_models/ip-adapter_sdxl_vit-h.safetensors``
-  (``huggingface-cli download h94/IP-Adapter sdxl_models/ip-adapter_sdxl_vit-h.safetensors --local-dir DIR``);
+  (``hf download h94/IP-Adapter sdxl_models/ip-adapter_sdxl_vit-h.safetensors --local-dir DIR``);
 - or, when a folder is not given, the local Hugging Face cache (``HF_HOME`` / ``cache_dir``).
 
 A missing folder or file raises ``WeightsNotFoundError`` saying what to download and where to put it.
@@ -56,13 +56,15 @@ SDXL_SUBFOLDERS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer",
 _SDXL_HINT = (
     f"SDXL-Turbo weights are needed in diffusers layout (model_index.json, {', '.join(SDXL_SUBFOLDERS)}). "
     f"Nothing is downloaded at run time: on a machine with network run "
-    f"`huggingface-cli download {SDXL_REPO} --local-dir <folder>` and pass that folder (--sdxl), "
+    f"`eegdecode download --what weights-sdxl-turbo --data-root DATA` and pass DATA/weights/sdxl-turbo (--sdxl), "
+    f"or `hf download {SDXL_REPO} --local-dir <folder>` and pass that folder, "
     f"or fill the local Hugging Face cache (HF_HOME) with the repo {SDXL_REPO}"
 )
 _IP_HINT = (
     f"The IP-Adapter file {IP_ADAPTER_SUBFOLDER}/{IP_ADAPTER_WEIGHT} is needed under the IP-Adapter root. "
-    f"On a machine with network run `huggingface-cli download {IP_ADAPTER_REPO} "
-    f"{IP_ADAPTER_SUBFOLDER}/{IP_ADAPTER_WEIGHT} --local-dir <root>` and pass <root> (--ip-adapter), "
+    f"On a machine with network run `eegdecode download --what weights-ip-adapter --data-root DATA` and pass "
+    f"DATA/weights/ip-adapter (--ip-adapter), or `hf download {IP_ADAPTER_REPO} "
+    f"{IP_ADAPTER_SUBFOLDER}/{IP_ADAPTER_WEIGHT} --local-dir <root>` and pass <root>, "
     f"or fill the local Hugging Face cache (HF_HOME) with that file of {IP_ADAPTER_REPO}"
 )
 
@@ -381,7 +383,8 @@ class Generator:
         if self._img2img is None:
             from diffusers import StableDiffusionXLImg2ImgPipeline
 
-            self._img2img = StableDiffusionXLImg2ImgPipeline(**self.pipe.components)
+            # add_watermarker=False: diffusers would watermark every output when invisible-watermark is installed.
+            self._img2img = StableDiffusionXLImg2ImgPipeline(**self.pipe.components, add_watermarker=False)
             self._img2img.set_progress_bar_config(disable=True)
             _use_embeds_per_image(self._img2img)
         return self._img2img

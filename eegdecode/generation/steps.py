@@ -84,7 +84,8 @@ def generate_from_run(
     tiny: bool = False,
     prior_epochs: int = 150,
     prior_batch_size: int = 1024,
-    prior_prediction: str = "epsilon",
+    prior_prediction: str | None = None,
+    prior_normalisation: str | None = None,
     n_per_concept: int = 1,
     size: int = 512,
     seed: int = 0,
@@ -96,6 +97,10 @@ def generate_from_run(
     strength: float = 0.5,
 ) -> Path:
     """Step 2: prior (trained if missing) + SDXL-Turbo/IP-Adapter images; returns the manifest path.
+
+    ``prior_prediction`` and ``prior_normalisation`` default to ``PriorConfig``'s (x0 prediction on standardised
+    embeddings; see :mod:`eegdecode.generation.prior`). A prior already in ``<run>/prior/`` is reused only if it was
+    trained with the same two settings; otherwise this is an error (move the folder away to train a new one).
 
     ``lowlevel`` adds the source ``lowlevel``: SDXL-VAE latents of the training images (cached in
     ``<run>/lowlevel/``), a ridge regression from each image's EEG embedding (repetitions averaged) to its latent,
@@ -124,20 +129,26 @@ def generate_from_run(
 
     if "prior" in sources:
         prior_dir = run_dir / "prior"
+        cfg = PriorConfig(
+            epochs=prior_epochs,
+            batch_size=prior_batch_size,
+            prediction_type=prior_prediction or PriorConfig.prediction_type,
+            normalisation=prior_normalisation or PriorConfig.normalisation,
+        )
         if (prior_dir / "prior.json").exists():
             prior, _ = load_prior(prior_dir)
-            if prior.config.prediction_type != prior_prediction:
+            asked = f"prediction {cfg.prediction_type}, normalisation {cfg.normalisation}"
+            found = f"prediction {prior.config.prediction_type}, normalisation {prior.config.normalisation}"
+            if found != asked:
                 raise DataFormatError(
                     prior_dir / "prior.json",
-                    "the trained prior predicts something else than asked (move the folder away to train a new one)",
-                    prior_prediction,
-                    prior.config.prediction_type,
+                    "the trained prior was trained with other settings than asked (--prior-prediction, "
+                    "--prior-normalisation; move the folder away to train a new one)",
+                    asked,
+                    found,
                 )
             log.info("using the trained prior in %s", prior_dir)
         else:
-            cfg = PriorConfig(
-                epochs=prior_epochs, batch_size=prior_batch_size, prediction_type=prior_prediction
-            )
             target = np.asarray(train_f.image)[index[:, 0]]
             prior, history = train_prior(eeg_train, target, cfg, seed=seed, device=resolve_device(device))
             save_prior(prior_dir, prior, {"epoch": prior_epochs, "history": history, "provenance": {
@@ -174,7 +185,7 @@ def generate_from_run(
         provenance={"embeddings": meta, "embed_norm": embed_norm, "generator": gen.settings(), "features": str(feats_dir),
                     "lowlevel": {"strength": strength} if lowlevel else None,
                     "prior": {"folder": str(run_dir / "prior"), "prediction_type": prior.config.prediction_type,
-                              "guidance": 5.0, "steps": 50} if "prior" in sources else None},
+                              "normalisation": prior.config.normalisation, "guidance": 5.0, "steps": 50} if "prior" in sources else None},
         overwrite=overwrite,
     )  # fmt: skip
 

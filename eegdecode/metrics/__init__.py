@@ -3,7 +3,7 @@
 The eight published metrics (PixCorr, SSIM, AlexNet(2), AlexNet(5), InceptionV3, CLIP, EffNet-B, SwAV) and an
 optional FID, each defined once (``scores``), with their networks built offline from local weights (``networks``),
 images paired by test index from a generation manifest or two folders (``image_sets``), rounds of generations scored
-against one ground-truth pass (``suite``), and the table / JSON / CSV output (``report``). ``plots`` draws ground truth
+against one ground-truth pass (``suite``), and the table / JSON / CSV output (``results``). ``plots`` draws ground truth
 next to reconstructions. The command line is ``eegdecode metrics`` (``Generation/metrics.py``).
 """
 
@@ -23,7 +23,7 @@ from eegdecode.metrics.networks import (
     checkpoint_dir,
     resolve_weights,
 )
-from eegdecode.metrics.report import (
+from eegdecode.metrics.results import (
     ALL_METRICS,
     COLUMNS,
     PUBLISHED_METRICS,

@@ -4,7 +4,15 @@
   ground-truth / reconstruction pair.
 * **SSIM**: resized to 425 x 425, converted to grayscale with ``skimage.color.rgb2gray``, then
   ``skimage.metrics.structural_similarity`` with Gaussian weights (sigma 1.5), ``use_sample_covariance=False`` and
-  ``data_range=1``.
+  ``data_range=1``. Two variants (``ssim(..., variant=...)``):
+
+  - ``"skimage"`` (default): 2-D SSIM of the grey image, as current scikit-image computes it.
+  - ``"legacy-columnwise"``: what the published protocol computed. The MindEye reconstruction-metrics notebook that
+    ATM adapted (``MedARC-AI/fMRI-reconstruction-NSD``, ``dongyangli-del/EEG_Image_decode``) passes
+    ``multichannel=True`` with 2-D grey images; scikit-image <= 0.19 then treats the last axis (the 425 columns) as
+    channels, computes a 1-D SSIM down each column (Gaussian window along the rows only) and averages the columns.
+    Current scikit-image ignores the flag on grey images. The column-wise value is higher on natural images (about
+    +0.09 on a test set), so compare with published tables only under ``"legacy-columnwise"``.
 * **Two-way identification** (AlexNet(2), AlexNet(5), InceptionV3, CLIP): ``r[i, j] = corr(GT_i, Rec_j)`` on flattened
   features; reconstruction ``j`` scores the fraction of the ``N - 1`` other ground-truth images that correlate *less*
   with it than its own ground truth does. Chance is 0.5; identical sets score 1.
@@ -27,13 +35,14 @@ from skimage.metrics import structural_similarity
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
-from eegdecode.errors import DataFormatError
+from eegdecode.errors import DataFormatError, check_option
 
 logger = logging.getLogger(__name__)
 
 PIXCORR_SIZE = 425
 SSIM_SIZE = 425
 SSIM_SIGMA = 1.5
+SSIM_VARIANTS = ("skimage", "legacy-columnwise")
 _CHUNK = 16384
 
 
@@ -232,7 +241,9 @@ def pixcorr(
     return np.concatenate(values)
 
 
-def ssim(gt_images: torch.Tensor, rec_images: torch.Tensor, size: int = SSIM_SIZE) -> np.ndarray:
+def ssim(
+    gt_images: torch.Tensor, rec_images: torch.Tensor, size: int = SSIM_SIZE, variant: str = "skimage"
+) -> np.ndarray:
     """SSIM per pair on grayscale images resized to ``size`` x ``size`` (Gaussian weights, sigma 1.5).
 
     Parameters
@@ -241,13 +252,20 @@ def ssim(gt_images: torch.Tensor, rec_images: torch.Tensor, size: int = SSIM_SIZ
         (N, 3, H, W) floats in [0, 1], paired by row.
     size : int
         Side after resizing (425 in the published protocol).
+    variant : {"skimage", "legacy-columnwise"}
+        ``"skimage"``: 2-D SSIM of the grey images. ``"legacy-columnwise"``: scikit-image <= 0.19 with
+        ``multichannel=True`` on grey images, as in the published tables: the mean over columns of a 1-D SSIM down
+        each column (see the module description).
 
     Returns
     -------
     numpy.ndarray
         Shape (N,), float64; 1 for identical images.
     """
+    check_option("SSIM variant", variant, SSIM_VARIANTS)
     _check_images(gt_images, rec_images)
+    # Columns as "channels": each is scored as a 1-D signal down the rows and the channel scores are averaged.
+    channel_axis = -1 if variant == "legacy-columnwise" else None
     values = np.empty(gt_images.shape[0], dtype=np.float64)
     for i in range(gt_images.shape[0]):
         pair = resize_square(torch.stack([gt_images[i], rec_images[i].to(gt_images.device)]), size)
@@ -259,6 +277,6 @@ def ssim(gt_images: torch.Tensor, rec_images: torch.Tensor, size: int = SSIM_SIZ
             sigma=SSIM_SIGMA,
             use_sample_covariance=False,
             data_range=1.0,
-            channel_axis=None,
+            channel_axis=channel_axis,
         )
     return values

@@ -4,7 +4,7 @@
 weights for tests and the demo). :meth:`MetricSuite.prepare_reference` loads the ground-truth features (and FID
 statistics) once; :meth:`MetricSuite.score_round` scores one set of N reconstructions against them. The functions
 :func:`evaluate_set` (a manifest or folder pair) and :func:`evaluate_tensors` (images already in memory) loop over
-sources and rounds and return a :class:`~eegdecode.metrics.report.MetricsReport`.
+sources and rounds and return a :class:`~eegdecode.metrics.results.MetricsReport`.
 
 Feature networks run in batches on the GPU when there is one; correlations are computed on the same device.
 """
@@ -46,7 +46,7 @@ from eegdecode.metrics.networks import (
     missing_weights_message,
     resolve_weights,
 )
-from eegdecode.metrics.report import (
+from eegdecode.metrics.results import (
     ALL_METRICS,
     COLUMNS,
     PUBLISHED_METRICS,
@@ -110,6 +110,14 @@ class Reference:
         return int(self.images.shape[0])
 
 
+_SSIM_NOTES = {
+    "skimage": "SSIM is 2-D SSIM (current scikit-image); published tables used the column-wise SSIM of "
+    "scikit-image <= 0.19 (about 0.09 higher): --ssim-variant legacy-columnwise to compare with them",
+    "legacy-columnwise": "SSIM is the legacy column-wise SSIM (scikit-image <= 0.19, multichannel=True on grey "
+    "images), comparable with published tables, not with 2-D SSIM",
+}
+
+
 class MetricSuite:
     """The chosen metrics with their networks, ready to score rounds of reconstructions.
 
@@ -141,6 +149,10 @@ class MetricSuite:
         Network input sides that replace the documented ones (tests and quick looks; recorded in the report).
     clip_model : str
         OpenCLIP configuration of the CLIP network (``ViT-L-14-quickgelu`` for OpenAI weights).
+    ssim_variant : {"skimage", "legacy-columnwise"}
+        ``"skimage"`` (default): 2-D SSIM of the grey images. ``"legacy-columnwise"``: the column-wise SSIM that
+        published tables computed (scikit-image <= 0.19 with ``multichannel=True`` on grey images; see
+        :mod:`eegdecode.metrics.scores`). Use it to compare with published SSIM values.
     """
 
     def __init__(
@@ -156,8 +168,11 @@ class MetricSuite:
         base_size: int | None = BASE_SIZE,
         input_sizes: Mapping[str, int] | None = None,
         clip_model: str = DEFAULT_CLIP_MODEL,
+        ssim_variant: str = "skimage",
     ):
         self.metrics = parse_metrics(metrics)
+        check_option("ssim_variant", ssim_variant, scores.SSIM_VARIANTS)
+        self.ssim_variant = ssim_variant
         weights, networks, input_sizes = dict(weights or {}), dict(networks or {}), dict(input_sizes or {})
         for name, mapping in (("weights", weights), ("networks", networks)):
             for key in mapping:
@@ -269,6 +284,7 @@ class MetricSuite:
             "resize": "bilinear, antialias=True, square",
             "pixcorr_size": scores.PIXCORR_SIZE,
             "ssim": {
+                "variant": self.ssim_variant,
                 "size": scores.SSIM_SIZE,
                 "gray": "skimage.color.rgb2gray",
                 "gaussian_weights": True,
@@ -290,6 +306,8 @@ class MetricSuite:
                     f"{network} input side {info['input_size']} px instead of the documented "
                     f"{info['documented_input_size']} px: not comparable with published numbers"
                 )
+        if "ssim" in self.computed_metrics:
+            notes.append(_SSIM_NOTES[self.ssim_variant])
         if self.base_size != BASE_SIZE:
             notes.append(f"base size {self.base_size} instead of the published {BASE_SIZE} px")
         if self.fid is not None:
@@ -361,7 +379,7 @@ class MetricSuite:
             self.timings["pixcorr"] += time.perf_counter() - start_time
         if "ssim" in self.computed_metrics:
             start_time = time.perf_counter()
-            per_image["ssim"] = scores.ssim(reference.images, rec_images.cpu())
+            per_image["ssim"] = scores.ssim(reference.images, rec_images.cpu(), variant=self.ssim_variant)
             self.timings["ssim"] += time.perf_counter() - start_time
         for network in self.extractors:
             rec_features = self._features(network, rec_images)

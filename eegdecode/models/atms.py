@@ -23,8 +23,7 @@ size is derived from ``n_chans`` and ``n_times`` (the original's region variants
 
 Source: class ``ATMS_50`` (= ``ATM_S_insubject_retrieval_All``) in ``Retrieval/ATM_S_insubject_retrieval.py`` of
 ``ChiShengChen/EEG_gen_img_NECOMIMI``, from Li et al., "Visual Decoding and Reconstruction via EEG Embeddings with
-Guided Diffusion" (ATM, NeurIPS 2024, ``dongyangli-del/EEG_Image_decode``). See ``reference/seed_codebase.md``
-2.1-2.2.
+Guided Diffusion" (ATM, NeurIPS 2024, ``dongyangli-del/EEG_Image_decode``).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ hyper-parameters of the original comparison scripts, wrapped to keep this packag
   1,186,833 parameters at 63 x 250 with the logit scale, as in the original ``EEGNetv4_Encoder``.
 * **ShallowFBCSPNet** (Schirrmeister et al. 2017): 20 temporal filters of length 20, 20 spatial filters,
   squaring, mean pool 25 / stride 5, log, dropout 0.5, final convolution to ``n_outputs``. The original
-  comparison script added a log-softmax over the 1024 "classes" (defect 8 of ``reference/seed_codebase.md``);
+  comparison script (``ChiShengChen/EEG_gen_img_NECOMIMI``) added a log-softmax over the 1024 "classes";
   braindecode 1.8 has none, so the output is the raw embedding. 886,845 parameters at 63 x 250.
 * **EEGConformer** (Song et al. 2023): 40 temporal filters of length 10, spatial conv, mean pool 25 / stride 5,
   dropout 0.25, two transformer blocks (1 head, attention dropout 0.5). braindecode's head squeezes the

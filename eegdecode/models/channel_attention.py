@@ -15,8 +15,7 @@ Two defects of the original are fixed here:
   Only the layer that runs is built here.
 
 Source: ``EEGAttention`` and ``PositionalEncoding`` in ``Retrieval/NervformerV2_insubject_retrieval.py`` of
-``ChiShengChen/EEG_gen_img_NECOMIMI`` (from ATM, ``dongyangli-del/EEG_Image_decode``); see
-``reference/seed_codebase.md`` 2.1.
+``ChiShengChen/EEG_gen_img_NECOMIMI`` (from ATM, ``dongyangli-del/EEG_Image_decode``).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ With 250 samples the pooled sequence has 36 tokens: 250 - 25 + 1 = 226 samples, 
 Every size here is computed from ``n_chans`` and ``n_times``.
 
 Sources: Song et al., NICE-EEG (ICLR 2024) ``Enc_eeg``/``PatchEmbedding``; Li et al., ATM (NeurIPS 2024);
-Chen et al., MUSE (``ChiShengChen/MUSE_EEG``); reproduced as described in ``reference/seed_codebase.md`` 2.1.
+Chen et al., MUSE (``ChiShengChen/MUSE_EEG``); as used in ``ChiShengChen/EEG_gen_img_NECOMIMI``.
 """
 
 from __future__ import annotations

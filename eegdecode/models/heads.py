@@ -271,3 +271,27 @@ class MultiTargetHead(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(encode_eeg(eeg_embedding), encode_targets(layer_targets, subject))``, the pair the loss compares."""
         return self.encode_eeg(eeg_embedding), self.encode_targets(layer_targets, subject)
+
+
+class AlignedEncoder(nn.Module):
+    """An encoder and a :class:`MultiTargetHead`: EEG and layer targets into the head's shared space.
+
+    ``forward(x, subject)`` is the EEG side (``head.encode_eeg(encoder(x, subject))``); :meth:`encode_targets` the
+    target side. The encoder's ``logit_scale`` is the model's. State-dict keys are ``encoder.*`` and ``head.*``.
+    """
+
+    def __init__(self, encoder: nn.Module, head: MultiTargetHead):
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    @property
+    def logit_scale(self) -> nn.Parameter:
+        return self.encoder.logit_scale
+
+    def forward(self, x: torch.Tensor, subject_idx: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head.encode_eeg(self.encoder(x, subject_idx))
+
+    def encode_targets(
+        self, layer_targets: torch.Tensor, subject: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.head.encode_targets(layer_targets, subject)

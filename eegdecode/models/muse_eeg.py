@@ -15,8 +15,7 @@ Parameters at 63 x 250, logit scale included: 2,571,633 (ST-conv 44,400, project
 
 Source: class ``MUSE_EEG`` / ``STConvEEGModel`` in ``Retrieval/MUSE_insubject_retrieval.py`` of
 ``ChiShengChen/EEG_gen_img_NECOMIMI``; first published in ``ChiShengChen/MUSE_EEG`` (Chen et al., "MUSE:
-Multimodal Similarity Keeping Contrastive Learning for EEG-to-Image Decoding", 768-d there). See
-``reference/seed_codebase.md`` 2.1-2.2.
+Multimodal Similarity Keeping Contrastive Learning for EEG-to-Image Decoding", 768-d there).
 """
 
 from __future__ import annotations

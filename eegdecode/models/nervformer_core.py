@@ -16,8 +16,8 @@ Input ``(batch, 1, n_chans, n_times)``; output ``(batch, out_features)``.
 (``Proj_eeg_Muse(embedding_dim=36*40)``); both ``2 * n_tokens * 40`` and it follow ``n_times``.
 
 Source: ``NervFormer_EEG`` in ``Retrieval/NervformerV2_insubject_retrieval.py`` of
-``ChiShengChen/EEG_gen_img_NECOMIMI`` (Chen et al., NECOMIMI, arXiv 2410.00712); see
-``reference/seed_codebase.md`` 2.1. 9,015,568 parameters at 63 x 250.
+``ChiShengChen/EEG_gen_img_NECOMIMI`` (Chen et al., NECOMIMI, arXiv 2410.00712).
+9,015,568 parameters at 63 x 250.
 """
 
 from __future__ import annotations

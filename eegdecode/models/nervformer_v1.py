@@ -15,7 +15,7 @@ scale 1). The original's unused image projection head (2,101,248) is not built.
 
 Source: class ``NervFormerV1`` in ``Retrieval/NervformerV1_insubject_retrieval.py`` /
 ``Retrieval/NervformerV2_insubject_retrieval.py`` of ``ChiShengChen/EEG_gen_img_NECOMIMI`` (Chen et al.,
-NECOMIMI, arXiv 2410.00712). See ``reference/seed_codebase.md`` 2.1-2.2.
+NECOMIMI, arXiv 2410.00712).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ image projection head are not built; the position code works for any channel cou
 
 Source: class ``NervFormerV2`` in ``Retrieval/NervformerV2_insubject_retrieval.py`` of
 ``ChiShengChen/EEG_gen_img_NECOMIMI`` (Chen et al., "NECOMIMI: Neural-Cognitive Multimodal EEG-Informed Image
-Generation with Diffusion Models", arXiv 2410.00712). See ``reference/seed_codebase.md`` 2.1-2.2.
+Generation with Diffusion Models", arXiv 2410.00712).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Parameters at 63 x 250, logit scale included: 2,630,913 (TS-conv 103,680, projec
 
 Source: class ``NICE`` in ``Retrieval/contrast_insuject_NICE.py`` / ``NICE_insubject_retrieval.py`` of
 ``ChiShengChen/EEG_gen_img_NECOMIMI``, after Song et al., "Decoding Natural Images from EEG for Object
-Recognition" (NICE-EEG, ICLR 2024, ``eeyhsong/NICE-EEG``). See ``reference/seed_codebase.md`` 2.1-2.2.
+Recognition" (NICE-EEG, ICLR 2024, ``eeyhsong/NICE-EEG``).
 """
 
 from __future__ import annotations

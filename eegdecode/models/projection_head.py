@@ -8,8 +8,8 @@ added to it, and a final LayerNorm:
 The original's image-side twin ``Proj_img`` (2.1 M parameters whose forward returned its input unchanged) is
 not built anywhere in this package: image features go to the loss as they are.
 
-Source: ``Proj_eeg`` / ``Proj_eeg_Muse`` in ``ChiShengChen/EEG_gen_img_NECOMIMI`` (from NICE-EEG and ATM); see
-``reference/seed_codebase.md`` 2.1.
+Source: ``Proj_eeg`` / ``Proj_eeg_Muse`` in ``ChiShengChen/EEG_gen_img_NECOMIMI`` (from NICE-EEG,
+``eeyhsong/NICE-EEG``, and ATM, ``dongyangli-del/EEG_Image_decode``).
 """
 
 from __future__ import annotations

@@ -3,12 +3,15 @@
 ATM and NervFormerV2 apply a per-subject ``Linear(n_times -> n_times)`` to the time axis of every channel. The
 original kept a list of such layers but always used the first one, whatever the subject. Here the weights of all
 subjects are stacked in one tensor ``(n_subjects, out_features, in_features)`` and each sample goes through its
-own subject's layer. A batch is processed with one matrix product per subject present in it (at most
+own subject's layer. On CPU a batch is processed with one matrix product per subject present in it (at most
 ``n_subjects`` products, not one per sample), so a joint multi-subject batch costs about the same as a
-single-subject one.
+single-subject one. On an accelerator, and under ``torch.compile``, the forward never reads device values back
+(no ``unique().tolist()``, which would stall the GPU every step and break the compiled graph): with one subject layer
+it is one product; with several, every layer runs on the whole batch and each row keeps its own subject's output
+(the same values, at ``n_subjects`` times this layer's cost, which is small against the encoder).
 
-Source: ``subject_wise_linear`` in ``ChiShengChen/EEG_gen_img_NECOMIMI`` / ATM; see
-``reference/seed_codebase.md`` 2.1 and defect 11 in section 8.
+Source: ``subject_wise_linear`` in ``ChiShengChen/EEG_gen_img_NECOMIMI`` / ATM (``dongyangli-del/EEG_Image_decode``),
+whose scripts always applied ``subject_wise_linear[0]`` whatever the subject.
 """
 
 from __future__ import annotations
@@ -54,14 +57,13 @@ class SubjectLinear(nn.Module):
         nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor, subject_idx: torch.Tensor | None = None) -> torch.Tensor:
-        if subject_idx is None or subject_idx.numel() == 0:
+        if subject_idx is None or subject_idx.numel() == 0 or self.n_subjects == 1:
+            if subject_idx is not None and subject_idx.numel() and self._eager_checks(x):
+                self._check_range(subject_idx)
             return F.linear(x, self.weight[0], self.bias[0])
-        present = torch.unique(subject_idx).tolist()
-        if present[0] < 0 or present[-1] >= self.n_subjects:
-            raise ValueError(
-                f"subject_idx: expected values in [0, {self.n_subjects - 1}] (n_subjects={self.n_subjects}), "
-                f"found {present}"
-            )
+        if not self._eager_checks(x):
+            return self._forward_masked(x, subject_idx)
+        present = self._check_range(subject_idx)
         if len(present) == 1:
             return F.linear(x, self.weight[present[0]], self.bias[present[0]])
         pieces = []
@@ -72,6 +74,32 @@ class SubjectLinear(nn.Module):
         out = pieces[0][1].new_empty(*x.shape[:-1], self.out_features)
         for rows, piece in pieces:
             out = out.index_copy(0, rows, piece)
+        return out
+
+    @staticmethod
+    def _eager_checks(x: torch.Tensor) -> bool:
+        """On CPU, outside torch.compile, reading indices costs nothing: group the batch by subject and check
+        the range. On an accelerator (or compiled) the forward never reads device values back to the host."""
+        return x.device.type == "cpu" and not torch.compiler.is_compiling()
+
+    def _check_range(self, subject_idx: torch.Tensor) -> list[int]:
+        present = torch.unique(subject_idx).tolist()
+        if present[0] < 0 or present[-1] >= self.n_subjects:
+            raise ValueError(
+                f"subject_idx: expected values in [0, {self.n_subjects - 1}] (n_subjects={self.n_subjects}), "
+                f"found {present}"
+            )
+        return present
+
+    def _forward_masked(self, x: torch.Tensor, subject_idx: torch.Tensor) -> torch.Tensor:
+        """Every subject's layer on the whole batch, each row kept from its own subject's: no host
+        synchronisation and no graph break, at ``n_subjects`` times this layer's cost."""
+        torch._assert_async(((subject_idx >= 0) & (subject_idx < self.n_subjects)).all())
+        shape = (-1,) + (1,) * (x.ndim - 1)
+        out = F.linear(x, self.weight[0], self.bias[0])
+        for subject in range(1, self.n_subjects):
+            mine = (subject_idx == subject).view(shape)
+            out = torch.where(mine, F.linear(x, self.weight[subject], self.bias[subject]), out)
         return out
 
     def extra_repr(self) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import random
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,7 @@ def _remove_unreferenced(folder: Path, name: str, keep: set[str]) -> None:
 def save_checkpoint(
     folder: str | Path,
     name: str,
-    model: torch.nn.Module,
+    model: torch.nn.Module | Mapping[str, torch.Tensor],
     info: dict[str, Any],
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: Any = None,
@@ -102,7 +103,8 @@ def save_checkpoint(
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in _unwrap(model).state_dict().items()}
+    state = model if isinstance(model, Mapping) else _unwrap(model).state_dict()
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     blob = save(tensors, metadata={"format": "eegdecode-checkpoint/1"})
     digest = hashlib.sha256(blob).hexdigest()
     weights = _versioned(folder, name, info, digest, ".safetensors")

@@ -8,11 +8,10 @@ with three presets (``LOSS_PRESETS``):
 
 - ``"retrieval"`` (default): 0.99 image + 0.01 text contrastive, no MSE; the weights of the seed retrieval scripts.
 - ``"generation"``: ATM's generation-oriented recipe ``10 * (0.9 * MSE + 0.1 * CLIP_img)``
-  (``reference/seed_codebase.md`` section 3.2, ``ATM_S_reconstruction_scale*.py``). The MSE compares the EEG
+  (``Generation/ATM_S_reconstruction_scale*.py`` of ``dongyangli-del/EEG_Image_decode``). The MSE compares the EEG
   embedding with the image embedding *as passed*, unnormalised: the point of this preset is an embedding that can
   be fed to IP-Adapter, which was trained on unnormalised CLIP image embeddings, and ATM's maintainer advises not
-  to normalise CLIP features on the generation path (``reference/data_formats_and_peers.md``, ATM#10;
-  ``reference/generation_and_metrics.md`` section 1.1). So pass the feature store's unnormalised image features
+  to normalise CLIP features on the generation path (``dongyangli-del/EEG_Image_decode`` issue #10). So pass the feature store's unnormalised image features
   (``load_features(..., normalise=False)``); the contrastive term normalises internally and does not care.
   ``mse_normalise=True`` switches to MSE between L2-normalised vectors for users who want it.
 - ``"seed-loss"``: the original code's contrastive form with 0.99 / 0.01, kept only for comparisons
@@ -29,7 +28,7 @@ about 40 trials of one concept (10 images x 4 repetitions), can share a batch of
 apart as if they were different items, and for the text target (one caption per concept) the "negatives" are
 literally the same vector as the positive. With ``labels`` (an image index, or a concept index), pairs that share a
 label are removed from the softmax denominators; each sample's own pair stays the positive. It is off by default
-because the seed and ATM recipes did not use it (``reference/seed_codebase.md`` section 8, item 3).
+because the seed and ATM recipes did not use it (``ChiShengChen/EEG_gen_img_NECOMIMI``, its ``ClipLoss``).
 """
 
 from __future__ import annotations
@@ -147,7 +146,7 @@ def seed_clip_loss(
 ) -> torch.Tensor:
     """The seed code's contrastive loss, reproduced for comparisons only.
 
-    As described in ``reference/seed_codebase.md`` section 3.1 (Loss) and section 8, item 3: the logits are
+    As in the seed code's ``ClipLoss`` (``ChiShengChen/EEG_gen_img_NECOMIMI``, inherited from ATM): the logits are
     ``logit_scale * x @ y.T`` with the *raw* parameter as the multiplier (about 2.66 at its initialisation
     ``ln(1 / 0.07)``, not its exponential, and unbounded), the EEG embeddings ``x`` are *not* normalised (LayerNorm
     outputs, norm about 32 at initialisation), and the targets ``y`` are unit-norm. In the seed code the targets were
@@ -316,3 +315,20 @@ def build_loss(preset: str = "retrieval", **overrides: Any) -> EEGClipLoss:
     for name in overrides:
         check_option("loss override", name, allowed)
     return EEGClipLoss(**{**LOSS_PRESETS[preset], **overrides})
+
+
+def mmd_loss(
+    eeg: torch.Tensor, img: torch.Tensor, logit_scale=None, txt: torch.Tensor | None = None, **_: object
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Squared maximum mean discrepancy between the batch's EEG and target embeddings (L2-normalised), with a
+    sum of Gaussian kernels at bandwidths 0.5, 1 and 2 times the median pairwise distance: the coarse,
+    distribution-level alignment stage SAMGA runs before InfoNCE (Jiang et al., arXiv 2604.17782). Same call
+    signature as :class:`EEGClipLoss` (``logit_scale`` and ``txt`` are ignored)."""
+    x, y = F.normalize(eeg.float(), dim=-1), F.normalize(img.float(), dim=-1)
+    z = torch.cat([x, y])
+    d2 = torch.cdist(z, z).pow(2)
+    scale = d2.detach().median().clamp_min(1e-6)
+    k = sum(torch.exp(-d2 / (f * scale)) for f in (0.5, 1.0, 2.0))
+    n = x.shape[0]
+    mmd = k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()
+    return mmd, {"mmd": mmd.detach(), "total": mmd.detach()}

@@ -9,8 +9,9 @@ with the stored ``config.json``; any difference is refused with the differing ke
 
 - ``epochs``: extends (or shortens) a run; recorded in ``config.json`` under ``changes`` with the epoch from which
   it applies. Refused together with ``cosine`` decay, whose schedule depends on the total number of epochs.
-- ``device``, ``num_workers``, ``wandb``, ``eval_test_every_epoch``: where and how the run is watched, not what it
-  computes (``eval_test_every_epoch`` only logs test monitoring columns, never used for selection).
+- ``device``, ``num_workers``, ``wandb``, ``eval_test_every_epoch``, ``batches``, ``checkpoint_every``,
+  ``compile``: where, how fast and how watched the run is, not what it computes (``eval_test_every_epoch`` only logs
+  test monitoring columns, never used for selection).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from eegdecode.errors import ConfigError, OutputExistsError
 from eegdecode.io import json_text, read_json
 
 #: TrainConfig keys that ``--resume`` may change (see the module docstring).
-RESUME_SAFE_KEYS = ("epochs", "device", "num_workers", "wandb", "eval_test_every_epoch")
+RESUME_SAFE_KEYS = ("epochs", "device", "num_workers", "wandb", "eval_test_every_epoch", "batches", "checkpoint_every",
+                    "compile")  # fmt: skip
 
 
 def run_dir(out: str | Path, model: str, protocol: str, fold: str, seed: int) -> Path:

@@ -15,11 +15,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +29,12 @@ from tqdm.auto import tqdm
 
 from eegdecode import __version__, faults
 from eegdecode.data.datasets import (
-    DataOptions,
     Fold,
     SubjectData,
     TrialDataset,
     averaged_eeg,
     image_concepts_from_counts,
     images_of,
-    make_loader,
     split_concepts,
 )
 from eegdecode.data.image_set import check_eeg_against_image_set, open_image_set
@@ -49,92 +46,17 @@ from eegdecode.evaluation.ceiling import load_ceiling
 from eegdecode.evaluation.kway import kway_accuracy, standard_ks
 from eegdecode.io import atomic_path, json_line, read_json, write_json
 from eegdecode.models import build_encoder, resolve_encoder_name
+from eegdecode.models.heads import AlignedEncoder, MultiTargetHead, centred_layer_logits
 from eegdecode.training import preflight
+from eegdecode.training.batches import make_batch_source
 from eegdecode.training.checkpoint import load_checkpoint, save_checkpoint, tidy_checkpoint
-from eegdecode.training.losses import build_loss
+from eegdecode.training.config import TargetPlan, TrainConfig
+from eegdecode.training.losses import build_loss, mmd_loss
 from eegdecode.training.runs import check_run_dir, prepare_run_dir, resume_changes
+from eegdecode.training.step import TrainStep, _dist, lr_lambda, make_optimizer
+from eegdecode.training.targets import TargetArrays, TrainTargets, load_target_arrays, target_space
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run; written in full to ``config.json``."""
-
-    model: str = "NervformerV2"
-    model_options: dict[str, Any] = field(default_factory=dict)
-    features: str = "reference"
-    epochs: int = 40
-    batch_size: int = 1024
-    lr: float = 3e-4
-    weight_decay: float = 0.01
-    warmup_epochs: float = 0.0
-    cosine: bool = False
-    grad_clip: float | None = None
-    loss: str = "retrieval"
-    loss_options: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
-    early_stopping: int | None = None
-    val_k: int = 200
-    eval_draws: int = 100
-    eval_test_every_epoch: bool = False
-    num_workers: int = 0
-    wandb: bool = False
-    data: DataOptions = field(default_factory=DataOptions)
-
-    def __post_init__(self) -> None:
-        """Check every option before any work: one :class:`ConfigError` naming the option, value and range."""
-        resolve_encoder_name(self.model)
-        build_loss(self.loss, **self.loss_options)
-        positive_ints = {"epochs": self.epochs, "batch_size": self.batch_size, "val_k": self.val_k,
-                         "eval_draws": self.eval_draws}  # fmt: skip
-        for name, value in positive_ints.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"Invalid value for {name}: {value!r}; expected a positive integer")
-        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"Invalid value for lr: {self.lr!r}; expected a positive number")
-        for name in ("weight_decay", "warmup_epochs"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-                raise ConfigError(f"Invalid value for {name}: {value!r}; expected a number >= 0")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ConfigError(f"Invalid value for grad_clip: {self.grad_clip!r}; expected a positive number")
-        if self.early_stopping is not None and (
-            not isinstance(self.early_stopping, int) or self.early_stopping < 1
-        ):
-            raise ConfigError(
-                f"Invalid value for early_stopping: {self.early_stopping!r}; expected a positive number of epochs"
-            )
-        if self.num_workers < 0:
-            raise ConfigError(f"Invalid value for num_workers: {self.num_workers!r}; expected >= 0")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["model"] = resolve_encoder_name(self.model)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        d = dict(d)
-        data = d.pop("data", {}) or {}
-        if isinstance(data, dict):
-            if data.get("time_window") is not None:
-                data["time_window"] = tuple(data["time_window"])
-            if isinstance(data.get("channels"), list):
-                data["channels"] = tuple(data["channels"])
-            data_keys = {f.name for f in dataclasses.fields(DataOptions)}
-            if set(data) - data_keys:
-                raise ConfigError(
-                    f"unknown data options {sorted(set(data) - data_keys)}; known options are {sorted(data_keys)}"
-                )
-            data = DataOptions(**data)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown training options {unknown}; known options are {sorted(known)}")
-        return cls(**d, data=data)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -148,46 +70,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _dist() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _gather(x: torch.Tensor) -> torch.Tensor:
-    """All-gather along the batch with gradients flowing back to every rank's own slice."""
-    _, world = _dist()
-    if world == 1:
-        return x
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(x), dim=0)
-
-
-def lr_lambda(warmup_steps: int, total_steps: int, cosine: bool):
-    def factor(step: int) -> float:
-        if warmup_steps and step < warmup_steps:
-            return (step + 1) / warmup_steps
-        if cosine:
-            progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-        return 1.0
-
-    return factor
-
-
 @torch.no_grad()
-def embed(model: torch.nn.Module, eeg: np.ndarray, subject_layer: int, device: torch.device, batch: int = 256,
+def embed(model: torch.nn.Module, eeg, subject_layer: int, device: torch.device, batch: int = 256,
           amp: bool = False) -> np.ndarray:  # fmt: skip
-    """Embeddings (n, dim) float32 of EEG (n, chans, times), all through the given subject layer."""
+    """Embeddings (n, dim) float32 of EEG (n, chans, times): a numpy array, or a tensor already on ``device``;
+    all through the given subject layer."""
     model.eval()
     out = []
     for start in range(0, len(eeg), batch):
-        x = torch.as_tensor(np.asarray(eeg[start : start + batch], dtype=np.float32), device=device)
+        chunk = eeg[start : start + batch]
+        x = (
+            chunk.float()
+            if isinstance(chunk, torch.Tensor)
+            else torch.as_tensor(np.asarray(chunk, dtype=np.float32))
+        )
+        x = x.to(device)
         sub = torch.full((len(x),), subject_layer, dtype=torch.long, device=device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
-            out.append(model(x, sub).float().cpu())
-    return torch.cat(out).numpy()
+            out.append(model(x, sub).float())
+    return torch.cat(out).cpu().numpy()
 
 
 class _TrialRows:
@@ -222,14 +123,22 @@ class FoldData:
     val_images: np.ndarray
     train_feats: Any
     test_feats: Any
+    targets: TargetArrays | None = None
 
 
 def load_fold_data(paths: DatasetPaths, fold: Fold, cfg: TrainConfig) -> FoldData:
-    """Open the fold's EEG and features, after every check that can be made before work starts (see
+    """Open the fold's EEG and targets, after every check that can be made before work starts (see
     :mod:`eegdecode.training.preflight`)."""
-    feats_dir = paths.features_dir(cfg.features) if not Path(cfg.features).is_dir() else Path(cfg.features)
-    train_feats = load_features(feats_dir, "train")
-    test_feats = load_features(feats_dir, "test")
+    if cfg.target is not None:
+        arrays = load_target_arrays(paths.root, TargetPlan.from_dict(cfg.target))
+        feats_dir, train_feats, test_feats = arrays.store, arrays.train, arrays.test
+    else:
+        feats_dir = (
+            paths.features_dir(cfg.features) if not Path(cfg.features).is_dir() else Path(cfg.features)
+        )
+        train_feats = load_features(feats_dir, "train")
+        test_feats = load_features(feats_dir, "test")
+        arrays = TargetArrays(train_feats, test_feats, None)
     train_subjects = [SubjectData.open(paths, s, cfg.data) for s in fold.train_subjects]
     test_subjects = [SubjectData.open(paths, s, cfg.data) for s in fold.test_subjects]
     images = open_image_set(paths.root)
@@ -247,35 +156,50 @@ def load_fold_data(paths: DatasetPaths, fold: Fold, cfg: TrainConfig) -> FoldDat
     train_c, val_c = split_concepts(train_feats.text.shape[0], cfg.data.val_fraction, cfg.data.val_seed)
     return FoldData(
         train_subjects, test_subjects, image_concept, images_of(train_c, image_concept), images_of(val_c, image_concept),
-        train_feats, test_feats,
+        train_feats, test_feats, arrays,
     )  # fmt: skip
 
 
-def _validate(model, fd: FoldData, fold: Fold, cfg: TrainConfig, device, amp) -> dict[str, float]:
-    """Validation top-1/top-5 at k = min(val_k, n_val_images), averaged over training subjects."""
-    if fd.val_images.size < 2:
-        return {}
-    gallery = fd.train_feats.image[fd.val_images]
-    k = min(cfg.val_k, fd.val_images.size)
-    top1, top5 = [], []
-    for s in fd.train_subjects:
-        q = averaged_eeg(s, "train", fd.val_images)
-        res = kway_accuracy(embed(model, q, fold.subject_layer[s.name], device, amp=amp), gallery, ks=(k,),
-                            n_draws=20, seed=cfg.seed)  # fmt: skip
-        top1.append(res.scores[k].top1_mean)
-        if res.scores[k].top5_mean is not None:
-            top5.append(res.scores[k].top5_mean)
-    out = {"val_k": k, "val_top1": float(np.mean(top1))}
-    if top5:
-        out["val_top5"] = float(np.mean(top5))
-    return out
+class Validator:
+    """Validation top-1/top-5 at k = min(val_k, n_val_images) on held-out training concepts, averaged over the
+    training subjects; the queries (repetitions averaged) are read once and kept on the device."""
+
+    def __init__(self, fd: FoldData, fold: Fold, cfg: TrainConfig, device: torch.device):
+        self.enabled = fd.val_images.size >= 2
+        self.k = min(cfg.val_k, int(fd.val_images.size))
+        self.seed, self.amp, self.device = cfg.seed, cfg.amp and device.type == "cuda", device
+        if not self.enabled:
+            return
+        self.rows = np.asarray(fd.train_feats.image)[fd.val_images]
+        self.queries = [
+            (fold.subject_layer[s.name], torch.from_numpy(averaged_eeg(s, "train", fd.val_images)).to(device))
+            for s in fd.train_subjects
+        ]
+
+    def __call__(self, model) -> dict[str, float]:
+        if not self.enabled:
+            return {}
+        top1, top5 = [], []
+        gallery = target_space(model, self.rows, self.device)
+        for layer, q in self.queries:
+            res = kway_accuracy(embed(model, q, layer, self.device, amp=self.amp), gallery, ks=(self.k,),
+                                n_draws=20, seed=self.seed)  # fmt: skip
+            top1.append(res.scores[self.k].top1_mean)
+            if res.scores[self.k].top5_mean is not None:
+                top5.append(res.scores[self.k].top5_mean)
+        out = {"val_k": self.k, "val_top1": float(np.mean(top1))}
+        if top5:
+            out["val_top5"] = float(np.mean(top5))
+        return out
 
 
 def evaluate_test(
     model, fd: FoldData, fold: Fold, cfg: TrainConfig, device, gallery: str = "image"
 ) -> dict[str, Any]:
     """k-way test results per test subject (queries averaged over ``cfg.data.test_reps`` repetitions)."""
-    gal = fd.test_feats.image if gallery == "image" else fd.test_feats.text
+    if gallery == "text" and fd.test_feats.text.shape[1] == 0:
+        raise ConfigError("this run's targets have no text side (router targets): use --gallery image")
+    gal = target_space(model, fd.test_feats.image, device) if gallery == "image" else fd.test_feats.text
     out = {}
     for s in fd.test_subjects:
         q = averaged_eeg(s, "test", n_reps=cfg.data.test_reps)
@@ -301,9 +225,10 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: torch.device
     keys = {f.name for f in dataclasses.fields(TrainConfig)}
     cfg = TrainConfig.from_dict({k: v for k, v in resolved.items() if k in keys})
     fold = Fold(**resolved["fold"])
-    options = {k: v for k, v in cfg.model_options.items() if k != "fit"}
-    model = build_encoder(cfg.model, resolved["n_chans"], resolved["n_times"], resolved.get("n_outputs", 1024),
-                          n_subjects=fold.n_subject_layers, **options).to(device)  # fmt: skip
+    shape = resolved.get("target_shape") or [resolved.get("n_outputs", 1024)]
+    model = build_model(cfg, resolved["n_chans"], resolved["n_times"], shape, fold.n_subject_layers).to(
+        device
+    )
     info = load_checkpoint(run_dir / "checkpoints", checkpoint, model, map_location=device)
     return resolved, cfg, fold, model, info
 
@@ -321,12 +246,41 @@ def _run_record(cfg: TrainConfig, fold: Fold, fd: FoldData, paths: DatasetPaths,
     s = fd.train_subjects[0]
     return {
         **cfg.to_dict(), "fold": dataclasses.asdict(fold), "n_chans": s.n_chans, "n_times": s.n_times,
-        "n_outputs": int(fd.train_feats.image.shape[1]), "ch_names": s.ch_names,
+        "n_outputs": int(fd.train_feats.image.shape[-1]), "ch_names": s.ch_names,
         "data_root": str(paths.root.resolve()), "release": paths.release,
         "n_train_images": int(fd.train_images.size), "n_val_images": int(fd.val_images.size),
         "n_parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
         "world_size": world, "eegdecode_version": __version__, "torch_version": torch.__version__,
+        **({"target_store": str(fd.targets.store), "target_text": fd.targets.train.meta["text"],
+            "target_shape": list(np.shape(fd.train_feats.image)[1:])} if cfg.target else {}),
     }  # fmt: skip
+
+
+def build_model(
+    cfg: TrainConfig, n_chans: int, n_times: int, target_shape, n_subjects: int
+) -> torch.nn.Module:
+    """The encoder of ``cfg.model`` (and, for router targets, the head around it: an AlignedEncoder).
+
+    ``target_shape``: ``(dim,)`` or ``(n_layers, dim)`` of one image's target.
+    """
+    options = {k: v for k, v in cfg.model_options.items() if k != "fit"}
+    dim = int(target_shape[-1])
+    encoder = build_encoder(cfg.model, n_chans, n_times, dim, n_subjects=n_subjects, **options)
+    plan = TargetPlan.from_dict(cfg.target) if cfg.target is not None else None
+    if plan is None or plan.combine != "router":
+        return encoder
+    if hasattr(encoder, "fit"):
+        raise ConfigError(f"{cfg.model} is fitted in closed form: router targets need a trained encoder")
+    if cfg.loss_options.get("w_txt", build_loss(cfg.loss).w_txt):
+        raise ConfigError("router targets have no text side: set loss_options w_txt to 0")
+    ids = [int(x.split(":")[1]) if x.startswith("block:") else i for i, x in enumerate(plan.spec.layers)]
+    r = plan.router
+    init = centred_layer_logits(ids, r.get("centre", ids[len(ids) // 2]), r.get("strength", 1.0))
+    head = MultiTargetHead(len(ids), dim, eeg_dim=dim, embed_dim=r.get("embed_dim", 512),
+                           mid_dim=r.get("mid_dim", 1024), n_subjects=n_subjects, init_logits=init,
+                           temperature=r.get("temperature", 1.0),
+                           subject_dropout=r.get("subject_dropout", 0.3))  # fmt: skip
+    return AlignedEncoder(encoder, head)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -369,9 +323,8 @@ def prepare_run(cfg: TrainConfig, paths: DatasetPaths, fold: Fold, run_dir: str 
     fd = load_fold_data(paths, fold, cfg)
     seed_everything(cfg.seed)
     name = resolve_encoder_name(cfg.model)
-    model = build_encoder(name, fd.train_subjects[0].n_chans, fd.train_subjects[0].n_times,
-                          fd.train_feats.image.shape[1], n_subjects=fold.n_subject_layers,
-                          **{k: v for k, v in cfg.model_options.items() if k != "fit"}).to(device)  # fmt: skip
+    model = build_model(cfg, fd.train_subjects[0].n_chans, fd.train_subjects[0].n_times,
+                        np.shape(fd.train_feats.image)[1:], fold.n_subject_layers).to(device)  # fmt: skip
     if hasattr(model, "fit") and len(fd.train_subjects) != 1:
         raise ConfigError(f"{name} is fitted per subject: use --protocol intra (found {fold.protocol})")
     ckpt = run_dir / "checkpoints"
@@ -411,36 +364,70 @@ def train_fold(
                          stop_after_epoch)  # fmt: skip
 
 
+def start_epoch_of(last: dict | None) -> int:
+    return 0 if last is None else last["epoch"] + 1
+
+
+class LossStages:
+    """The loss of each epoch: SAMGA's coarse MMD stage for ``cfg.mmd_epochs`` epochs, then the configured
+    contrastive loss with the head's shared projector frozen (router targets); just the configured loss otherwise.
+    Deterministic in the epoch, so a resumed run takes up the same stage."""
+
+    def __init__(self, cfg: TrainConfig, model: torch.nn.Module):
+        self.cfg, self.model = cfg, model
+        self.contrastive = build_loss(cfg.loss, **cfg.loss_options)
+
+    def loss(self, epoch: int):
+        return mmd_loss if epoch < self.cfg.mmd_epochs else self.contrastive
+
+    def begin(self, epoch: int):
+        if self.cfg.mmd_epochs and isinstance(self.model, AlignedEncoder):
+            self.model.head.shared.requires_grad_(epoch < self.cfg.mmd_epochs)
+        return self.loss(epoch)
+
+
+#: the progress bar shows the loss every this many steps (reading it is a host synchronisation)
+PROGRESS_EVERY = 50
+
+
 def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Path, device, resolved,
                   last: dict | None, progress: bool, stop_after_epoch: int | None) -> dict[str, Any]:  # fmt: skip
-    """The epoch loop: train -> validate -> log -> checkpoint (``best`` by validation, ``last`` every epoch)."""
+    """The epoch loop: train (a batch source and a step) -> validate -> log -> checkpoint -> early stop."""
     rank, world = _dist()
-    loss_fn = build_loss(cfg.loss, **cfg.loss_options)
     dataset = TrialDataset(fd.train_subjects, fd.train_images, fd.image_concept,
-                           [fold.subject_layer[s.name] for s in fd.train_subjects], cfg.data.train_unit)  # fmt: skip
+                           [fold.subject_layer[s.name] for s in fd.train_subjects], cfg.data.train_unit,
+                           keep_dtype=True)  # fmt: skip
+    source = make_batch_source(cfg.batches, dataset, cfg.batch_size, cfg.seed, device, rank, world,
+                               drop_last=len(dataset) > cfg.batch_size)  # fmt: skip
+    targets = TrainTargets(fd.targets, fd.image_concept, len(dataset), cfg.seed, device)
     steps_per_epoch = max(1, len(dataset) // cfg.batch_size)
-    ddp_model = model
+    forward = model
     if world > 1:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(
+        forward = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.compile:
+        forward = torch.compile(forward)
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         lr_lambda(int(cfg.warmup_epochs * steps_per_epoch), cfg.epochs * steps_per_epoch, cfg.cosine),
     )
-    img_feats = torch.as_tensor(np.asarray(fd.train_feats.image), dtype=torch.float32)
-    txt_feats = torch.as_tensor(np.asarray(fd.train_feats.text), dtype=torch.float32)
     amp = cfg.amp and device.type == "cuda"
+    stages = LossStages(cfg, model)
+    step = TrainStep(model, forward, targets, stages.loss(start_epoch_of(last)), optimizer, scheduler,
+                     cfg.grad_clip, amp)  # fmt: skip
+    validate = Validator(fd, fold, cfg, device) if rank == 0 else None
     ckpt = run_dir / "checkpoints"
     metrics_path, timing_path = run_dir / "metrics.jsonl", run_dir / "timing.jsonl"
-    start_epoch, best, best_epoch, bad_epochs, step = 0, -1.0, -1, 0, 0
+    start_epoch, best, best_epoch, bad_epochs = 0, -1.0, -1, 0
     if last is not None:
         info = load_checkpoint(
             ckpt, "last", model, optimizer, scheduler, restore_rng=True, map_location=device
         )
+        targets.load_state_dict(info["state"].get("targets", {}))
         start_epoch, best, best_epoch = info["epoch"] + 1, info["best_val"], info["best_epoch"]
-        bad_epochs, step = info["bad_epochs"], info["step"]
+        bad_epochs, step.count = info["bad_epochs"], info["step"]
         log.info("resuming %s after epoch %d", run_dir, info["epoch"])
     if rank == 0:  # rows and a best checkpoint written after the last checkpoint are redone below
         for path in (metrics_path, timing_path):
@@ -450,50 +437,31 @@ def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Pa
         for name in ("best", "last"):
             tidy_checkpoint(ckpt, name)
     wandb_run = _init_wandb(cfg, resolved, run_dir) if (cfg.wandb and rank == 0) else None
+    best_pending: tuple[dict, dict] | None = None  # best weights not yet written: (state on the device, info)
 
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
-        ddp_model.train()
-        # The batches depend only on (seed, epoch) and are the same for 1 or N processes (see EpochBatchSampler).
-        loader = make_loader(dataset, cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch, rank=rank, world=world,
-                             num_workers=cfg.num_workers, drop_last=len(dataset) > cfg.batch_size)  # fmt: skip
-        sums: dict[str, float] = {}
-        n_batches = 0
-        bar = tqdm(
-            loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or rank != 0, leave=False
-        )
-        for batch in bar:
-            x = batch["eeg"].to(device, non_blocking=True)
-            sub = batch["subject"].to(device)
-            img = img_feats[batch["image"]].to(device)
-            txt = txt_feats[batch["concept"]].to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                out = ddp_model(x, sub)
-            total, parts = loss_fn(_gather(out.float()), _gather(img), model.logit_scale, txt=_gather(txt))
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            n_batches += 1
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            bar.set_postfix(loss=f"{float(total.detach()):.3f}")
-        row: dict[str, Any] = {"epoch": epoch, "step": step, "lr": scheduler.get_last_lr()[0],
+        model.train()
+        step.loss_fn = stages.begin(epoch)
+        bar = tqdm(total=len(source), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or rank != 0,
+                   leave=False)  # fmt: skip
+        for i, batch in enumerate(source.epoch(epoch)):
+            loss = step(batch)
+            if (i + 1) % PROGRESS_EVERY == 0:
+                bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.update()
+        bar.close()
+        row: dict[str, Any] = {"epoch": epoch, "step": step.count, "lr": scheduler.get_last_lr()[0],
                                "logit_scale": float(model.logit_scale.detach().exp())}  # fmt: skip
-        row.update({f"train_{k}": v / max(1, n_batches) for k, v in sums.items()})
+        row.update({f"train_{k}": v for k, v in step.epoch_means().items()})
         if rank == 0:
-            row.update(_validate(model, fd, fold, cfg, device, amp))
+            row.update(validate(model))
             if cfg.eval_test_every_epoch:
                 for sname, res in evaluate_test(model, fd, fold, cfg, device).items():
                     kmax = max(res.ks)
                     row[f"test_monitor_{sname}_top1_{kmax}way"] = res.scores[kmax].top1_mean
                 row["test_monitor_note"] = "test-set monitoring only; never used for model selection"
-        score = (
-            row.get("val_top1", float(epoch)) if rank == 0 else 0.0
-        )  # no validation split: keep the last epoch
+        score = row.get("val_top1", float(epoch)) if rank == 0 else 0.0  # no validation split: keep the last
         if world > 1:  # every rank must agree on "improved" and on early stopping
             box = [score]
             dist.broadcast_object_list(box, src=0)
@@ -503,21 +471,33 @@ def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Pa
             best, best_epoch, bad_epochs = score, epoch, 0
         else:
             bad_epochs += 1
+        stopping = bool(cfg.early_stopping and bad_epochs >= cfg.early_stopping)
         if rank == 0:
-            # Write order (each a fault-injection boundary): metrics line, best, last, timing line.
+            # Write order (each a fault-injection boundary): metrics line, then at checkpoint epochs best, last.
             _append_jsonl(metrics_path, row)
             faults.boundary("metrics")
-            info = {"epoch": epoch, "step": step, "best_val": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
-                    "model": resolved["model"], "config_sha": _digest(resolved)}  # fmt: skip
+            info = {"epoch": epoch, "step": step.count, "best_val": best, "best_epoch": best_epoch,
+                    "bad_epochs": bad_epochs, "model": resolved["model"], "config_sha": _digest(resolved)}  # fmt: skip
             if improved:
-                save_checkpoint(ckpt, "best", model, info)
-            save_checkpoint(ckpt, "last", model, info, optimizer, scheduler)
+                best_pending = ({k: v.detach().clone() for k, v in model.state_dict().items()}, info)
+            if (epoch + 1) % cfg.checkpoint_every == 0 or epoch == cfg.epochs - 1 or stopping:
+                if best_pending is not None:
+                    save_checkpoint(ckpt, "best", best_pending[0], best_pending[1])
+                    best_pending = None
+                save_checkpoint(
+                    ckpt,
+                    "last",
+                    model,
+                    info,
+                    optimizer,
+                    scheduler,
+                    extra_state={"targets": targets.state_dict()},
+                )
             seconds = time.perf_counter() - t0
-            _append_jsonl(
-                timing_path, {"epoch": epoch, "seconds": seconds, "samples_per_s": len(dataset) / seconds}
-            )
+            _append_jsonl(timing_path, {"epoch": epoch, "seconds": seconds, "samples_per_s": len(dataset) / seconds,
+                                        "batches": type(source).__name__})  # fmt: skip
             if wandb_run is not None:
-                wandb_run.log({**row, "seconds": seconds}, step=step)
+                wandb_run.log({**row, "seconds": seconds}, step=step.count)
             log.info(
                 "epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items() if isinstance(v, float)}
             )
@@ -525,7 +505,7 @@ def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Pa
             dist.barrier()
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             return {}
-        if cfg.early_stopping and bad_epochs >= cfg.early_stopping:
+        if stopping:
             log.info("early stopping after epoch %d (best epoch %d)", epoch + 1, best_epoch + 1)
             break
 
@@ -571,7 +551,22 @@ def _results(model, fd, fold, cfg, device, resolved, best_epoch, best_val, selec
         **{k: first[k] for k in ("ceiling", "ceiling_note") if k in first},
         "subjects": subjects,
         "simulated": (Path(resolved["data_root"]) / "simulation.json").exists(),
+        **({"layer_weights": _layer_weights(model, fold, cfg)} if isinstance(model, AlignedEncoder) else {}),
     }
+
+
+@torch.no_grad()
+def _layer_weights(model: AlignedEncoder, fold: Fold, cfg: TrainConfig) -> dict[str, dict[str, float]]:
+    """The router's weight of each target layer: per training subject (its own bias) and ``global`` (what
+    evaluation and unseen subjects use)."""
+    layers = TargetPlan.from_dict(cfg.target).spec.layers
+    router = model.head.router
+    device = next(router.parameters()).device
+    out = {"global": dict(zip(layers, router.weights(None).reshape(-1).tolist()))}
+    for name in fold.train_subjects:
+        idx = torch.tensor([fold.subject_layer[name]], device=device)
+        out[name] = dict(zip(layers, router.weights(idx).reshape(-1).tolist()))
+    return out
 
 
 def _fit_closed_form(model, cfg, fd: FoldData, fold: Fold, run_dir: Path, device, resolved) -> dict[str, Any]:
@@ -579,7 +574,10 @@ def _fit_closed_form(model, cfg, fd: FoldData, fold: Fold, run_dir: Path, device
     s = fd.train_subjects[0]
     x_train = _TrialRows(s, fd.train_images, cfg.data.train_unit)
     reps = x_train.n_reps
-    y_train = np.repeat(np.asarray(fd.train_feats.image)[fd.train_images], reps, axis=0)
+    rows = fd.targets.train_stack[0] if fd.targets.train_stack is not None else fd.train_feats.image
+    if fd.targets.train_stack is not None and fd.targets.train_stack.shape[0] > 1:
+        raise ConfigError(f"{resolved['model']} is fitted in closed form: use target.blur_rule fixed or mean")
+    y_train = np.repeat(np.asarray(rows)[fd.train_images], reps, axis=0)
     x_val = averaged_eeg(s, "train", fd.val_images)
     y_val = np.asarray(fd.train_feats.image)[fd.val_images]
     model.fit(x_train, y_train, x_val, y_val, **cfg.model_options.get("fit", {}))
@@ -587,7 +585,7 @@ def _fit_closed_form(model, cfg, fd: FoldData, fold: Fold, run_dir: Path, device
     save_checkpoint(
         run_dir / "checkpoints", "best", model, {"epoch": 0, "model": resolved["model"], "fit_report": report}
     )
-    val = _validate(model, fd, fold, cfg, device, amp=False)
+    val = Validator(fd, fold, cfg, device)(model)
     selected_by = "closed form; penalty chosen on held-out training concepts"
     results = _results(model, fd, fold, cfg, device, resolved, 0, val.get("val_top1"), selected_by)
     write_json(run_dir / "results.json", results)

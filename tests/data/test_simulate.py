@@ -130,3 +130,61 @@ def test_ridge_from_eeg_to_embeddings_beats_chance(tiny_root):
     top1 = float(np.mean((pred @ (yte - ytr.mean(0)).T).argmax(1) == np.arange(len(yte))))
     chance = 1 / len(yte)
     assert top1 >= 3 * chance, f"ridge top-1 {top1:.2f} vs chance {chance:.2f}"
+
+
+def test_custom_counts_override_the_preset():
+    from eegdecode.data.simulate import custom_preset
+
+    name, p = custom_preset("tiny", n_train_concepts=3, n_test_reps=80, images_per_concept=None)
+    assert name == "custom" and p == Preset(3, 4, 4, 20, 80, 32)
+    assert custom_preset("tiny", n_train_reps=4) == ("tiny", PRESETS["tiny"])  # unchanged: the preset's name
+    with pytest.raises(ValueError, match="Preset.n_test_concepts: expected an integer >= 2; found 1"):
+        custom_preset("tiny", n_test_concepts=1)
+    with pytest.raises(ValueError, match="Invalid count 'n_images'"):
+        custom_preset("tiny", n_images=3)
+
+
+BAD_OPTIONS = [
+    (["--test-reps", "30", "--raw", "things"], "--test-reps: expected a multiple of 4 with --raw"),
+    (["--train-reps", "3", "--raw", "brainvision"], "--train-reps: expected a multiple of 2 with --raw"),
+    (["--test-concepts", "1"], "--test-concepts: expected an integer >= 2; found 1"),
+    (["--train-concepts", "0"], "--train-concepts: expected an integer >= 1; found 0"),
+    (["--images-per-concept", "-1"], "--images-per-concept: expected an integer >= 1; found -1"),
+    (["--subjects", "0"], "--subjects: expected an integer >= 1; found 0"),
+    (["--train-concepts", "1", "--images-per-concept", "1", "--raw", "both"], "at least 2 training images"),
+    (["--raw", "edf"], "argument --raw: invalid choice: 'edf'"),
+    (["--layout", "500hz"], "argument --layout: invalid choice: '500hz'"),
+    (["--test-reps", "many"], "argument --test-reps: invalid int value: 'many'"),
+]
+
+
+@pytest.mark.parametrize("options, message", BAD_OPTIONS)
+def test_simulate_cli_refuses_bad_options_in_one_line_before_any_work(tmp_path, capsys, options, message):
+    from eegdecode.cli import main
+
+    out = tmp_path / "sim"
+    try:
+        code = main(["simulate", "--out", str(out), "--preset", "tiny", *options])
+    except SystemExit as exc:  # argparse's own checks (choices, types)
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert err.startswith("eegdecode simulate: error: ") and "Traceback" not in err
+    assert not out.exists()  # nothing written
+
+
+def test_simulate_cli_refuses_an_existing_data_set(tmp_path, capsys):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "simulation_raw.json").write_text("{}")
+    before = sorted(tmp_path.rglob("*"))
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-m", "eegdecode", "simulate", "--out", str(tmp_path), "--preset", "tiny", "--raw", "things"],
+        capture_output=True, text=True, cwd=repo, env={**__import__("os").environ, "PYTHONPATH": str(repo)},
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "simulation_raw.json already exists; pass --overwrite" in proc.stderr
+    assert sorted(tmp_path.rglob("*")) == before

@@ -48,6 +48,12 @@ def test_missing_weights_say_what_to_download(tmp_path, tiny_weights):
         WeightsNotFoundError, match=rf"sdxl_models/ip-adapter_sdxl_vit-h.safetensors.*{IP_ADAPTER_REPO}"
     ):
         resolve_weights(tiny_weights.sdxl, tmp_path)
+    # huggingface_hub >= 1.0 installs `hf`, not `huggingface-cli`: the hint names the command that exists.
+    with pytest.raises(
+        WeightsNotFoundError, match=rf"`hf download {SDXL_REPO} --local-dir <folder>`"
+    ) as caught:
+        resolve_weights(tmp_path / "nothing", tiny_weights.ip_adapter)
+    assert "huggingface-cli" not in str(caught.value)
     partial = tmp_path / "partial"
     shutil.copytree(tiny_weights.sdxl, partial)
     shutil.rmtree(partial / "vae")
@@ -133,3 +139,28 @@ def test_guidance_above_one_pairs_each_image_with_a_zero_negative(tiny_weights):
     alone = gen.generate(embeds[1:], [3], 64, 64)[0]
     assert np.abs(_pixels(batch[1]) - _pixels(alone)).max() <= 1
     assert np.abs(_pixels(batch[0]) - _pixels(batch[1])).mean() > 0.5
+
+
+class _FakeWatermarker:
+    def apply_watermark(self, images):  # pragma: no cover - must never be called
+        raise AssertionError("a watermark was applied")
+
+
+def test_no_pipeline_watermarks_even_when_invisible_watermark_is_installed(tiny_weights, monkeypatch):
+    """Both pipelines are built with ``add_watermarker=False``: with ``invisible-watermark`` installed diffusers
+    would otherwise default to watermarking every output image."""
+    from diffusers.pipelines.stable_diffusion_xl import (
+        pipeline_stable_diffusion_xl as t2i,
+    )
+    from diffusers.pipelines.stable_diffusion_xl import (
+        pipeline_stable_diffusion_xl_img2img as i2i,
+    )
+
+    for module in (t2i, i2i):  # pretend the package is installed
+        monkeypatch.setattr(module, "is_invisible_watermark_available", lambda: True)
+        monkeypatch.setattr(module, "StableDiffusionXLWatermarker", _FakeWatermarker, raising=False)
+    gen = Generator(tiny_weights.sdxl, tiny_weights.ip_adapter, device="cpu")
+    assert gen.pipe.watermark is None
+    assert gen.img2img_pipeline().watermark is None
+    # The fake is what diffusers would build without the flag (so this test can fail).
+    assert isinstance(i2i.StableDiffusionXLImg2ImgPipeline(**gen.pipe.components).watermark, _FakeWatermarker)

@@ -8,6 +8,7 @@ import pytest
 from eegdecode.data.datasets import DataOptions, make_folds
 from eegdecode.data.paths import DatasetPaths
 from eegdecode.errors import DataFormatError, MissingFileError, OutputExistsError
+from eegdecode.generation.prior import PriorConfig
 from eegdecode.generation.steps import extract_embeddings, generate_from_run
 from eegdecode.io import sha256_file
 from eegdecode.training.trainer import TrainConfig, train_fold
@@ -43,11 +44,23 @@ def test_step1_then_step2_write_embeddings_images_and_manifest(trained_run, tmp_
     assert len(m["ground_truth"]) == 3
     assert (trained_run / "prior" / "prior.json").exists()
     assert m["provenance"]["embeddings"]["checkpoint_sha256"] == meta["checkpoint_sha256"]
-    assert m["provenance"]["prior"]["prediction_type"] == "epsilon"
-    # The trained prior is reused; asking for another prediction type is an error, not a silent reuse.
-    with pytest.raises(DataFormatError, match="predicts something else"):
-        generate_from_run(trained_run, tmp_path / "again", tiny=True, prior_prediction="sample", size=64,
-                          device="cpu", max_images=1)  # fmt: skip
+    # The default prior (x0 prediction, standardised: PriorConfig's) is recorded in the manifest and the checkpoint.
+    assert m["provenance"]["prior"]["prediction_type"] == PriorConfig().prediction_type == "sample"
+    assert m["provenance"]["prior"]["normalisation"] == PriorConfig().normalisation == "standardise"
+    state = json.loads((trained_run / "prior" / "prior.json").read_text())
+    assert (state["config"]["prediction_type"], state["normalisation"]["mode"]) == ("sample", "standardise")
+    # The trained prior is reused; asking for another setting is an error, not a silent reuse.
+    for other in ({"prior_prediction": "epsilon"}, {"prior_normalisation": "unit"}):
+        with pytest.raises(
+            DataFormatError,
+            match="other settings than asked.*found prediction sample, normalisation standardise",
+        ):
+            generate_from_run(trained_run, tmp_path / "again", tiny=True, size=64, device="cpu", max_images=1,
+                              **other)  # fmt: skip
+    # Asking explicitly for the settings it has reuses it.
+    again = generate_from_run(trained_run, tmp_path / "same", tiny=True, size=64, device="cpu", max_images=1,
+                              prior_prediction="sample", prior_normalisation="standardise")  # fmt: skip
+    assert json.loads(again.read_text())["provenance"]["prior"]["normalisation"] == "standardise"
 
 
 def test_lowlevel_path_adds_img2img_images(trained_run, tmp_path):
@@ -60,3 +73,18 @@ def test_lowlevel_path_adds_img2img_images(trained_run, tmp_path):
     latents = np.load(trained_run / "lowlevel" / "latents_train_64px.npy")
     assert latents.shape == (240, 4, 8, 8)  # unscaled SDXL-VAE latents of every training image
     assert m["provenance"]["lowlevel"] == {"strength": 0.5}
+
+
+def test_generate_command_defaults_to_the_prior_config_defaults():
+    import argparse
+
+    from eegdecode.commands import generate
+    from eegdecode.generation.prior import NORMALISATIONS, PREDICTION_TYPES
+
+    parser = argparse.ArgumentParser()
+    generate.add_arguments(parser)
+    args = parser.parse_args(["RUN"])
+    # None: generate_from_run takes PriorConfig's defaults, so the command and the demo cannot drift from them.
+    assert args.prior_prediction is None and args.prior_normalisation is None
+    choices = {a.dest: tuple(a.choices) for a in parser._actions if a.dest.startswith("prior_") and a.choices}
+    assert choices == {"prior_prediction": PREDICTION_TYPES, "prior_normalisation": NORMALISATIONS}

@@ -119,3 +119,22 @@ def test_plot_rows_and_random_weight_title(generation_folder):
     assert fig.axes[0].get_ylabel() == "ground truth" and fig.axes[2].get_ylabel() == "eeg (round 1)"
     assert fig.axes[0].get_title() == "00005_thing4"
     assert "RANDOM-WEIGHT OUTPUT" in fig._suptitle.get_text()
+
+
+def test_ssim_variant_option_is_used_and_recorded(generation_folder, tmp_path, capsys):
+    manifest, _ = generation_folder(n=5)
+    data = {}
+    for variant in ("skimage", "legacy-columnwise"):
+        out = tmp_path / variant
+        argv = ["--manifest", str(manifest), "--out", str(out), "--metrics", "ssim", "--device", "cpu"]
+        assert _run([*argv, "--ssim-variant", variant]) == 0
+        data[variant] = json.loads((out / "metrics.json").read_text())
+        assert data[variant]["settings"]["ssim"]["variant"] == variant
+    assert "legacy-columnwise to compare" in " ".join(data["skimage"]["notes"])
+    assert "comparable with published tables" in " ".join(data["legacy-columnwise"]["notes"])
+    # eeg round 1 is the ground truth in reverse order: the two SSIMs of one pair differ.
+    plain, legacy = (data[v]["results"]["eeg"]["rounds"][1]["values"]["ssim"] for v in data)
+    assert abs(plain - legacy) > 1e-3
+    with pytest.raises(SystemExit):
+        _run(["--manifest", str(manifest), "--out", str(tmp_path / "x"), "--ssim-variant", "columns"])
+    capsys.readouterr()

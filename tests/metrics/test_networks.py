@@ -16,7 +16,7 @@ from eegdecode.metrics.networks import (
     network_input,
     resolve_weights,
 )
-from eegdecode.metrics.report import report_csv
+from eegdecode.metrics.results import report_csv
 
 
 @pytest.fixture

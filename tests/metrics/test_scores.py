@@ -120,3 +120,41 @@ def test_ssim_is_gaussian_grayscale_ssim_at_425px(structured_images):
         )
     np.testing.assert_allclose(got, expected, atol=1e-9)
     assert (got < 0.99).all()
+
+
+def _gray_425(x):
+    return rgb2gray(TF.resize(x, [425, 425], antialias=True).permute(1, 2, 0).double().numpy())
+
+
+def test_legacy_ssim_is_the_columnwise_ssim_of_old_scikit_image(structured_images):
+    """scikit-image <= 0.19 with ``multichannel=True`` on a grey (H, W) image took the W columns as channels: the
+    legacy variant is the mean over columns of a 1-D SSIM down each column, and differs from 2-D SSIM."""
+    gt, rec = structured_images(2, 40, seed=0), structured_images(2, 40, seed=1)
+    legacy = scores.ssim(gt, rec, variant="legacy-columnwise")
+    plain = scores.ssim(gt, rec)
+    kwargs = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0)
+    expected = []
+    for a, b in zip(gt, rec):
+        ga, gb = _gray_425(a), _gray_425(b)
+        expected.append(np.mean([structural_similarity(gb[:, j], ga[:, j], **kwargs) for j in range(425)]))
+    np.testing.assert_allclose(legacy, expected, atol=1e-9)
+    assert np.abs(legacy - plain).min() > 0.01
+    assert scores.ssim(gt, gt.clone(), variant="legacy-columnwise") == pytest.approx([1.0, 1.0], abs=1e-9)
+    with pytest.raises(ValueError, match="SSIM variant.*'columnwise'"):
+        scores.ssim(gt, rec, variant="columnwise")
+
+
+def test_legacy_ssim_known_answer_on_column_constant_images():
+    """Images constant down every column: each 1-D column SSIM is its luminance term alone,
+    (2 a b + C1) / (a^2 + b^2 + C1) with C1 = (0.01 * data_range)^2, so the legacy score is its column mean.
+    2-D SSIM sees the structure across columns and gives another value."""
+    cols_a = 0.1 + 0.8 * torch.rand(425, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    cols_b = 1.0 - cols_a  # the negative: 2-D SSIM sees anti-correlated structure across columns
+    gt = cols_a.expand(1, 3, 425, 425).clone()
+    rec = cols_b.expand(1, 3, 425, 425).clone()
+    a, b = _gray_425(gt[0])[0], _gray_425(rec[0])[0]  # one row: the column values after the (identity) resize
+    np.testing.assert_allclose(a, cols_a.numpy(), atol=1e-6)
+    c1 = 0.01**2
+    expected = np.mean((2 * a * b + c1) / (a**2 + b**2 + c1))
+    assert scores.ssim(gt, rec, variant="legacy-columnwise")[0] == pytest.approx(expected, abs=1e-9)
+    assert scores.ssim(gt, rec)[0] < expected - 0.5

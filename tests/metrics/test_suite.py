@@ -128,3 +128,19 @@ def test_bad_images_are_rejected(structured_images):
         suite.score_round(reference, images[:3])
     with pytest.raises(DataFormatError, match=r"float32 in \[0, 1\]"):
         suite.score_round(reference, images * 255)
+
+
+def test_ssim_variant_reaches_the_scores_and_bad_names_are_refused(structured_images):
+    images = structured_images(3, 64, seed=0)
+    rec = images.flip(-1)
+    got = {
+        v: evaluate_tensors(MetricSuite("ssim", ssim_variant=v, device="cpu"), images, rec).sources["recon"]
+        for v in ("skimage", "legacy-columnwise")
+    }
+    from eegdecode.metrics import scores
+
+    for variant, source in got.items():
+        expected = scores.ssim(images, rec, variant=variant).mean()
+        assert source.mean()["ssim"] == pytest.approx(expected, abs=1e-12)
+    with pytest.raises(ValueError, match="ssim_variant.*'2d'"):
+        MetricSuite("ssim", ssim_variant="2d")

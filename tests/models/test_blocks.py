@@ -144,3 +144,15 @@ def test_subject_linear_mixed_batch_under_autocast():
         out = layer(x, subject_idx)
     assert out.dtype == torch.bfloat16
     torch.testing.assert_close(out.float(), layer(x, subject_idx), atol=0.05, rtol=0.05)
+
+
+def test_subject_linear_sync_free_path_gives_the_same_values_and_gradients():
+    """The path used on accelerators and under torch.compile (no host reads) equals the grouped CPU path."""
+    layer = SubjectLinear(3, 5, 4)
+    x = torch.randn(6, 2, 5, requires_grad=True)
+    subject_idx = torch.tensor([2, 0, 2, 1, 0, 0])
+    grouped, masked = layer(x, subject_idx), layer._forward_masked(x, subject_idx)
+    torch.testing.assert_close(masked, grouped, rtol=0, atol=1e-6)
+    layer.zero_grad()
+    layer._forward_masked(torch.randn(4, 2, 5), torch.tensor([1, 1, 2, 2])).sum().backward()
+    assert layer.weight.grad[0].abs().sum() == 0 and layer.weight.grad[1].abs().sum() > 0

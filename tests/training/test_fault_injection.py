@@ -7,6 +7,7 @@ save removes such files, tested in ``test_checkpoint.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import pytest
@@ -19,9 +20,8 @@ from eegdecode.training.trainer import TrainConfig, train_fold
 
 FAST = DataOptions(channels="posterior17", time_window=(0.0, 0.3), train_unit="average", val_fraction=0.1)
 # lr 1e-3: validation improves in both epochs, so both epochs write every boundary (asserted below)
-CFG = TrainConfig(
-    model="MUSE_EEG", epochs=2, batch_size=64, lr=1e-3, seed=0, device="cpu", data=FAST, eval_draws=5
-)
+CFG = TrainConfig(model="MUSE_EEG", epochs=2, batch_size=64, lr=1e-3, seed=0, device="cpu", data=FAST, eval_draws=5,
+                  checkpoint_every=1)  # fmt: skip
 #: the boundaries of one epoch, in write order ("best.*" only when validation improved)
 BOUNDARIES = ["metrics", "best.weights", "best.json", "best.cleanup", "last.weights", "last.state", "last.json",
               "last.cleanup"]  # fmt: skip
@@ -90,3 +90,17 @@ def test_kill_then_resume_is_byte_identical(tiny_root, tmp_path, reference, boun
         {p.name for name in ("best", "last") for p in checkpoint_files(run / "checkpoints", name).values()}
     )
     assert names == wanted
+
+
+@pytest.mark.parametrize("batches", ["host", "device"])
+def test_checkpoints_every_n_epochs_resume_from_the_last_written(tiny_root, tmp_path, reference, batches):
+    """With checkpoint_every=2 nothing is written in epoch 0; a kill in epoch 1 restarts from scratch and still
+    ends byte-identical (both batch sources give the same batches)."""
+    cfg = dataclasses.replace(CFG, checkpoint_every=2, batches=batches)
+    run, paths, fold = tmp_path / "run", DatasetPaths(tiny_root), make_folds("intra", [1])[0]
+    seen, kill = [], _kill_at("last.state", 1)
+    with pytest.raises(Killed), faults.inject(lambda b: (seen.append(b), kill(b))):
+        train_fold(cfg, paths, fold, run, progress=False)
+    assert seen[: seen.index("metrics", 1)] == ["metrics"]  # epoch 0 wrote no checkpoint
+    train_fold(cfg, paths, fold, run, progress=False, resume=True)
+    assert _artefacts(run) == _artefacts(reference[0])

@@ -1,0 +1,216 @@
+"""The configuration of a training run: every option, checked when it is made, written in full to ``config.json``.
+
+Options that change how fast a run goes but not what it computes (``batches``, ``checkpoint_every``,
+``num_workers``, ``device``, ``compile``) may change on ``--resume`` (see :mod:`eegdecode.training.runs`).
+
+- ``batches``: where training batches come from. ``"device"``: the fold's training EEG is copied once to the
+  training device (the GPU, or RAM on CPU) and every batch is gathered there; ``"host"``: batches are gathered from
+  the memory-mapped cache on the host, in a background thread, and copied to the device; ``"auto"`` (default):
+  ``"device"`` when the data fit in half the device's free memory, else ``"host"``. Both give the same batches in
+  the same order, so the same numbers (a test checks it).
+- ``checkpoint_every``: ``last`` (and ``best``, kept in memory meanwhile) are written every N epochs and at the
+  end; a killed run resumes from the last one written and redoes the epochs after it, with the same result.
+- ``compile``: ``torch.compile`` the encoder's training forward pass.
+
+``target`` (optional) says what the EEG is aligned to, as a :class:`TargetPlan` mapping: the target spec
+(``backbone``, ``weights``, ``layers``, ``pooling``, ``blur``) and how training uses it (``combine``, ``blur_rule``,
+``blur_level``, ``eval_variant``, ``router``). Without it the feature store named by ``features`` is the target, as
+before. ``mmd_epochs``: epochs of SAMGA's coarse MMD stage before InfoNCE (router targets only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from eegdecode.data.datasets import DataOptions
+from eegdecode.errors import ConfigError, check_option
+from eegdecode.models import resolve_encoder_name
+from eegdecode.training.losses import build_loss
+
+#: values of ``TrainConfig.batches``
+BATCH_SOURCES = ("auto", "device", "host")
+#: how several target layers become one target (``target.combine``)
+COMBINES = ("concat", "router")
+#: how a training sample's blur variant is chosen (``target.blur_rule``); ``mean`` averages the variants' features
+BLUR_RULES = ("fixed", "random", "uncertainty", "mean")
+_TARGET_TRAINING_KEYS = {"combine", "blur_rule", "blur_level", "eval_variant", "router"}
+_ROUTER_KEYS = {"centre", "strength", "temperature", "subject_dropout", "mid_dim", "embed_dim"}
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    """``TrainConfig.target`` resolved: the :class:`~eegdecode.targets.spec.TargetSpec` (backbone, weights, layers,
+    pooling, blur variants) and how training uses it.
+
+    combine: ``concat`` (layer features side by side) or ``router`` (SAMGA's per-subject layer weighting with a
+      shared projector, :class:`~eegdecode.models.heads.MultiTargetHead`); a single layer is used as it is.
+    blur_rule: ``fixed`` (variant ``blur_level``, default the middle one), ``random`` (uniform per sample and step),
+      ``uncertainty`` (UBP's rule; three variants), ``mean`` (the variants' features averaged).
+    eval_variant: the variant of the validation and test galleries (default: the one ``fixed`` would use; for
+      ``mean``, the average).
+    router: options of the router head (``centre``, ``strength``, ``temperature``, ``subject_dropout``,
+      ``mid_dim``, ``embed_dim``).
+    """
+
+    spec: Any
+    combine: str = "concat"
+    blur_rule: str = "fixed"
+    blur_level: int | None = None
+    eval_variant: str | None = None
+    router: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TargetPlan:
+        from eegdecode.targets.spec import TargetSpec
+
+        if not isinstance(d, dict) or "backbone" not in d:
+            raise ConfigError(f"Invalid value for target: {d!r}; expected a mapping with at least a backbone")
+        training = {k: v for k, v in d.items() if k in _TARGET_TRAINING_KEYS}
+        try:
+            spec = TargetSpec.from_dict({k: v for k, v in d.items() if k not in _TARGET_TRAINING_KEYS})
+        except ValueError as err:
+            raise ConfigError(f"target: {err}") from None
+        plan = cls(spec, **training)
+        check_option("target.combine", plan.combine, COMBINES)
+        check_option("target.blur_rule", plan.blur_rule, BLUR_RULES)
+        n = len(spec.blur)
+        if plan.blur_rule == "uncertainty" and n != 3:
+            raise ConfigError(
+                f"target.blur_rule 'uncertainty' needs 3 blur variants (low, medium, high); found {n}"
+            )
+        if plan.blur_level is not None and not (
+            isinstance(plan.blur_level, int) and 0 <= plan.blur_level < n
+        ):
+            raise ConfigError(
+                f"Invalid value for target.blur_level: {plan.blur_level!r}; expected 0 .. {n - 1}"
+            )
+        if plan.eval_variant is not None:
+            from eegdecode.targets.blur import expand_variants
+
+            try:
+                (name,) = expand_variants([plan.eval_variant])
+            except ValueError as err:
+                raise ConfigError(f"target.eval_variant: {err}") from None
+            object.__setattr__(plan, "eval_variant", name)
+        unknown = sorted(set(plan.router) - _ROUTER_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"unknown target.router options {unknown}; known options are {sorted(_ROUTER_KEYS)}"
+            )
+        if plan.combine == "router" and len(spec.layers) < 2:
+            raise ConfigError("target.combine 'router' weights several layers; target.layers names one")
+        return plan
+
+    @property
+    def train_level(self) -> int:
+        """Index of the fixed (and default evaluation) variant."""
+        return len(self.spec.blur) // 2 if self.blur_level is None else self.blur_level
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; written in full to ``config.json``."""
+
+    model: str = "NervformerV2"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    features: str = "reference"
+    epochs: int = 40
+    batch_size: int = 1024
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_epochs: float = 0.0
+    cosine: bool = False
+    grad_clip: float | None = None
+    loss: str = "retrieval"
+    loss_options: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    early_stopping: int | None = None
+    val_k: int = 200
+    eval_draws: int = 100
+    eval_test_every_epoch: bool = False
+    num_workers: int = 0
+    wandb: bool = False
+    batches: str = "auto"
+    checkpoint_every: int = 5
+    compile: bool = False
+    target: dict[str, Any] | None = None
+    mmd_epochs: int = 0
+    data: DataOptions = field(default_factory=DataOptions)
+
+    def __post_init__(self) -> None:
+        """Check every option before any work: one :class:`ConfigError` naming the option, value and range."""
+        resolve_encoder_name(self.model)
+        build_loss(self.loss, **self.loss_options)
+        positive_ints = {"epochs": self.epochs, "batch_size": self.batch_size, "val_k": self.val_k,
+                         "eval_draws": self.eval_draws}  # fmt: skip
+        for name, value in positive_ints.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"Invalid value for {name}: {value!r}; expected a positive integer")
+        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"Invalid value for lr: {self.lr!r}; expected a positive number")
+        for name in ("weight_decay", "warmup_epochs"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"Invalid value for {name}: {value!r}; expected a number >= 0")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ConfigError(f"Invalid value for grad_clip: {self.grad_clip!r}; expected a positive number")
+        if self.early_stopping is not None and (
+            not isinstance(self.early_stopping, int) or self.early_stopping < 1
+        ):
+            raise ConfigError(
+                f"Invalid value for early_stopping: {self.early_stopping!r}; expected a positive number of epochs"
+            )
+        if self.num_workers < 0:
+            raise ConfigError(f"Invalid value for num_workers: {self.num_workers!r}; expected >= 0")
+        check_option("batches", self.batches, BATCH_SOURCES)
+        if self.target is not None:
+            TargetPlan.from_dict(self.target)
+        if (
+            isinstance(self.mmd_epochs, bool)
+            or not isinstance(self.mmd_epochs, int)
+            or not 0 <= self.mmd_epochs
+        ):
+            raise ConfigError(f"Invalid value for mmd_epochs: {self.mmd_epochs!r}; expected an integer >= 0")
+        if self.mmd_epochs and not (self.target and TargetPlan.from_dict(self.target).combine == "router"):
+            raise ConfigError(
+                "mmd_epochs (SAMGA's MMD stage) needs target.combine 'router' (its shared projector)"
+            )
+        if (
+            isinstance(self.checkpoint_every, bool)
+            or not isinstance(self.checkpoint_every, int)
+            or self.checkpoint_every < 1
+        ):
+            raise ConfigError(
+                f"Invalid value for checkpoint_every: {self.checkpoint_every!r}; expected a positive integer"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["model"] = resolve_encoder_name(self.model)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        d = dict(d)
+        data = d.pop("data", {}) or {}
+        if isinstance(data, dict):
+            if data.get("time_window") is not None:
+                data["time_window"] = tuple(data["time_window"])
+            if isinstance(data.get("channels"), list):
+                data["channels"] = tuple(data["channels"])
+            data_keys = {f.name for f in dataclasses.fields(DataOptions)}
+            if set(data) - data_keys:
+                raise ConfigError(
+                    f"unknown data options {sorted(set(data) - data_keys)}; known options are {sorted(data_keys)}"
+                )
+            data = DataOptions(**data)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown training options {unknown}; known options are {sorted(known)}")
+        return cls(**d, data=data)

@@ -1,0 +1,196 @@
+"""Training on targets from a target store: one layer, concatenated layers, the router head, blur rules, MMD stage."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from eegdecode import faults
+from eegdecode.data.datasets import DataOptions, make_folds
+from eegdecode.data.paths import DatasetPaths
+from eegdecode.errors import ConfigError, MissingFileError
+from eegdecode.io import read_json
+from eegdecode.targets.store import TargetStore, write_reference_targets
+from eegdecode.training.checkpoint import checkpoint_files
+from eegdecode.training.trainer import TrainConfig, evaluate_test, load_fold_data, load_run, train_fold
+
+FAST = DataOptions(channels="posterior17", time_window=(0.0, 0.3), train_unit="average", val_fraction=0.1)
+BASE = dict(model="MUSE_EEG", epochs=2, batch_size=64, lr=1e-3, seed=0, device="cpu", data=FAST, eval_draws=5,
+            checkpoint_every=1)  # fmt: skip
+VARIANTS = ("none", "gaussian:9", "gaussian:25", "gaussian:51")
+
+
+@pytest.fixture(scope="module")
+def root(tiny_root, tmp_path_factory):
+    """The tiny set (EEG and cache shared by symlink) with a target store of three layers and four blur variants:
+    ``embedding`` (the reference embedding), ``block:2`` and ``block:5`` (fixed random maps of it, 48-d); each
+    variant adds more noise, as blur removes more of what the EEG carries."""
+    from eegdecode.data.cache import prepare_subject
+
+    for sub in ("sub-01", "sub-02"):  # the shared cache must exist before it is linked
+        paths = DatasetPaths(tiny_root)
+        prepare_subject(paths.subject_dir(sub), paths.cache_dir(sub))
+    dest = tmp_path_factory.mktemp("targets_root")
+    for name in ("Preprocessed_data_250Hz", "cache"):
+        (dest / name).symlink_to(tiny_root / name, target_is_directory=True)
+    for name in ("image_set", "features"):
+        shutil.copytree(tiny_root / name, dest / name)
+    for name in ("simulation.json", "ceiling.json"):
+        shutil.copy(tiny_root / name, dest / name)
+    ref = read_json(tiny_root / "features" / "reference" / "features.json")
+    splits, prov = {}, {}
+    for split in ("train", "test"):
+        image = np.load(tiny_root / "features" / "reference" / f"image_features_{split}.npy")
+        text = np.load(tiny_root / "features" / "reference" / f"text_features_{split}.npy")
+        splits[split] = (image, text)
+        prov[split] = {"image_list_digest": ref["splits"][split]["image_list_sha256"],
+                       "images_per_concept": image.shape[0] // text.shape[0]}  # fmt: skip
+    store = write_reference_targets(dest / "targets", "reference", splits, prov)
+    rng = np.random.default_rng(0)
+    maps = {layer: rng.standard_normal((1024, 48)) / 32 for layer in ("block:2", "block:5")}
+    for split, (image, _) in splits.items():
+        for level, variant in enumerate(VARIANTS):
+            noise = np.random.default_rng(level).standard_normal(image.shape) * 0.3 * level
+            if variant != "none":
+                store.put_image(split, "embedding", None, variant, image + noise, {"module": "embedding"})
+            for layer, m in maps.items():
+                store.put_image(split, layer, "cls", variant, (image + noise) @ m, {"module": layer})
+    return dest
+
+
+def _cfg(**kw):
+    return TrainConfig(**{**BASE, **kw})
+
+
+def _target(**kw):
+    return {"backbone": "simulator:reference", **kw}
+
+
+def test_one_layer_at_a_fixed_blur_trains_and_is_scored_in_its_own_space(root, tmp_path):
+    cfg = _cfg(target=_target(layers=["block:2"], blur=["gaussian:9"]), loss_options={"w_txt": 0})
+    res = train_fold(cfg, DatasetPaths(root), make_folds("intra", [1])[0], tmp_path / "r", progress=False)
+    rec = read_json(tmp_path / "r" / "config.json")
+    assert (
+        rec["n_outputs"] == 48
+        and rec["target_shape"] == [48]
+        and "simulator_reference" in rec["target_store"]
+    )
+    assert rec["target_text"] == "concept mean of the image targets"
+    assert res["kway"]["k"]["20"]["top1_mean"] >= 0  # evaluated against the 48-d test targets
+    _, cfg2, fold, model, _ = load_run(tmp_path / "r")
+    fd = load_fold_data(DatasetPaths(root), fold, cfg2)
+    again = evaluate_test(model, fd, fold, cfg2, torch.device("cpu"))["sub-01"].to_dict()
+    assert again == res["kway"]
+
+
+def test_concatenated_layers_and_the_stored_text_of_the_embedding(root, tmp_path):
+    paths, fold = DatasetPaths(root), make_folds("intra", [1])[0]
+    cfg = _cfg(
+        epochs=1, target=_target(layers=["block:2", "block:5"], combine="concat"), loss_options={"w_txt": 0}
+    )
+    train_fold(cfg, paths, fold, tmp_path / "c", progress=False)
+    assert read_json(tmp_path / "c" / "config.json")["target_shape"] == [96]
+    fd = load_fold_data(paths, fold, _cfg(target=_target(layers=["embedding"])))
+    assert fd.train_feats.image.shape[1] == 1024 and fd.targets.train.meta["text"] == "stored prompts"
+
+
+def test_router_head_is_trained_saved_and_rebuilt(root, tmp_path):
+    paths, fold = DatasetPaths(root), make_folds("intra", [1])[0]
+    target = _target(layers=["block:2", "block:5"], combine="router", router={"embed_dim": 32, "mid_dim": 64})
+    cfg = _cfg(target=target, loss_options={"w_txt": 0}, mmd_epochs=1)
+    res = train_fold(cfg, paths, fold, tmp_path / "router", progress=False)
+    rows = [json.loads(x) for x in (tmp_path / "router" / "metrics.jsonl").read_text().splitlines()]
+    assert "train_mmd" in rows[0] and "train_mmd" not in rows[1] and "train_img" in rows[1]  # MMD stage first
+    assert set(res["layer_weights"]) == {"global", "sub-01"}
+    assert list(res["layer_weights"]["sub-01"]) == ["block:2", "block:5"]
+    assert abs(sum(res["layer_weights"]["global"].values()) - 1) < 1e-6
+    _, cfg2, fold2, model, _ = load_run(tmp_path / "router")
+    assert type(model).__name__ == "AlignedEncoder"
+    assert torch.allclose(model.head.router.weights(None).sum(-1), torch.ones(1))
+    fd = load_fold_data(paths, fold2, cfg2)
+    assert evaluate_test(model, fd, fold2, cfg2, torch.device("cpu"))["sub-01"].to_dict() == res["kway"]
+    with pytest.raises(ConfigError, match="no text side"):
+        evaluate_test(model, fd, fold2, cfg2, torch.device("cpu"), gallery="text")
+    with pytest.raises(ConfigError, match="w_txt"):
+        train_fold(
+            dataclasses.replace(cfg, mmd_epochs=0, loss_options={}),
+            paths,
+            fold,
+            tmp_path / "x",
+            progress=False,
+        )
+
+
+def test_the_shared_projector_is_frozen_after_the_mmd_stage(root, tmp_path):
+    target = _target(layers=["block:2", "block:5"], combine="router", router={"embed_dim": 32, "mid_dim": 64})
+    cfg = _cfg(epochs=3, target=target, loss_options={"w_txt": 0}, mmd_epochs=1)
+    paths, fold = DatasetPaths(root), make_folds("intra", [1])[0]
+    seen = {}
+
+    def grab(name):
+        if name == "last.cleanup":
+            from safetensors.torch import load_file
+
+            weights = load_file(str(checkpoint_files(tmp_path / "f" / "checkpoints", "last")["weights"]))
+            seen[len(seen)] = {k: weights[k].clone() for k in ("head.shared.weight", "head.eeg.weight")}
+
+    with faults.inject(grab):
+        train_fold(cfg, paths, fold, tmp_path / "f", progress=False)
+    shared = [seen[e]["head.shared.weight"] for e in range(3)]
+    assert torch.equal(shared[0], shared[1]) and torch.equal(shared[1], shared[2])  # frozen after epoch 0
+    assert not torch.equal(seen[1]["head.eeg.weight"], seen[2]["head.eeg.weight"])  # the rest still trains
+
+
+@pytest.mark.parametrize("rule", ["uncertainty", "random"])
+def test_per_sample_blur_rules_resume_exactly(root, tmp_path, rule):
+    target = _target(layers=["block:2"], blur=["gaussian:9", "gaussian:25", "gaussian:51"], blur_rule=rule)
+    cfg = _cfg(target=target, loss_options={"w_txt": 0})
+    paths, fold = DatasetPaths(root), make_folds("intra", [1])[0]
+    train_fold(cfg, paths, fold, tmp_path / "full", progress=False)
+    state = torch.load(
+        checkpoint_files(tmp_path / "full" / "checkpoints", "last")["state"], weights_only=True
+    )
+    levels = state["targets"]["chooser.levels"]
+    if rule == "uncertainty":  # UBP's rule moved some samples off the medium level
+        assert set(levels.tolist()) > {1}
+    seen = {"epoch": -1}
+
+    def kill(name):
+        seen["epoch"] += name == "metrics"
+        if name == "last.json" and seen["epoch"] == 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), faults.inject(kill):
+        train_fold(cfg, paths, fold, tmp_path / "cut", progress=False)
+    train_fold(cfg, paths, fold, tmp_path / "cut", progress=False, resume=True)
+    for name in ("metrics.jsonl", "results.json"):
+        assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "full" / name).read_bytes()
+
+
+def test_a_missing_target_store_names_the_command_that_makes_it(root, tmp_path):
+    cfg = _cfg(target={"backbone": "open_clip:RN50", "layers": ["block:3"], "pooling": "mean"})
+    with pytest.raises(
+        MissingFileError, match="eegdecode features --backbone open_clip:RN50 --layer block:3"
+    ):
+        train_fold(cfg, DatasetPaths(root), make_folds("intra", [1])[0], tmp_path / "m", progress=False)
+    assert not (tmp_path / "m").exists()
+    assert TargetStore(root / "targets" / "nope").exists() is False
+
+
+def test_the_train_command_takes_a_target_from_flags(root, tmp_path):
+    from eegdecode.cli import main
+
+    argv = ["train", "--data-root", str(root), "--subject", "1", "--model", "MUSE_EEG", "--epochs", "1",
+            "--batch-size", "64", "--channels", "posterior17", "--time-window", "0", "0.3", "--train-unit", "average",
+            "--val-fraction", "0.1", "--device", "cpu", "--quiet", "--out", str(tmp_path),
+            "--target", "simulator:reference", "--target-layer", "block:2", "block:5", "--combine", "router",
+            "--mmd-epochs", "0", "--w-txt", "0"]  # fmt: skip
+    assert main(argv) == 0
+    cfg = read_json(tmp_path / "MUSE_EEG" / "intra" / "sub-01" / "seed0" / "config.json")
+    assert cfg["target"]["layers"] == ["block:2", "block:5"] and cfg["target"]["combine"] == "router"
+    assert cfg["loss_options"] == {"w_txt": 0.0} and cfg["target_shape"] == [2, 48]
