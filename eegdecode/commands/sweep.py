@@ -198,7 +198,8 @@ def _summaries(sweep, states) -> None:
         return
     from eegdecode.cli import main
 
-    code = main(["report", str(sweep.out), "-o", str(sweep.out / "report.html")])
+    # The sweep's own page, rebuilt from the run folders at the end of every invocation.
+    code = main(["report", str(sweep.out), "-o", str(sweep.out / "report.html"), "--overwrite"])
     if code != 0:
         log.warning("the report was not written (eegdecode report exited with %d)", code)
 

@@ -355,10 +355,6 @@ def scan(specs: list[RunSpec]) -> list[RunState]:
     return [run_state(s.run_dir) for s in specs]
 
 
-#: Keys that say where a run ran, not what it computed: a finished run may differ from the grid in these.
-WHERE_KEYS = ("device", "num_workers", "wandb", "eval_test_every_epoch")
-
-
 def _plain(value: Any) -> Any:
     from eegdecode.io import json_text
 
@@ -367,9 +363,12 @@ def _plain(value: Any) -> Any:
 
 def check_resumable(specs: list[RunSpec], states: list[RunState]) -> None:
     """Refuse, before anything runs, a run folder that holds another configuration than its spec: an unfinished
-    run that ``train --resume`` would refuse, or a finished run that differs in anything but :data:`WHERE_KEYS`
-    (it would otherwise be skipped as done while the grid asks for something else)."""
-    from eegdecode.training.runs import resume_changes
+    run that ``train --resume`` would refuse, or a finished run that differs in anything but where and how it ran
+    (the keys ``--resume`` may change, ``epochs`` excepted); it would otherwise be skipped as done while the grid
+    asks for something else."""
+    from eegdecode.training.runs import RESUME_SAFE_KEYS, resume_changes
+
+    where_keys = [k for k in RESUME_SAFE_KEYS if k != "epochs"]
 
     for spec, state in zip(specs, states):
         stored_path = Path(spec.run_dir) / "config.json"
@@ -384,7 +383,7 @@ def check_resumable(specs: list[RunSpec], states: list[RunState]) -> None:
             raise DataFormatError(stored_path, f"cannot be read ({exc})") from exc
         wanted = _plain(spec.config)
         found = _plain({k: stored.get(k) for k in wanted})
-        differing = [k for k in wanted if k not in WHERE_KEYS and found[k] != wanted[k]]
+        differing = [k for k in wanted if k not in where_keys and found[k] != wanted[k]]
         if differing:
             k = differing[0]
             raise ConfigError(

@@ -11,6 +11,7 @@ FAST_BASE = {
     "batch_size": 64,
     "device": "cpu",
     "eval_draws": 5,
+    "checkpoint_every": 1,  # a `last` checkpoint every epoch, for the interruption tests
     "data": {
         "channels": "posterior17",
         "time_window": [0, 0.3],

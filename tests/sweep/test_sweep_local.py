@@ -61,6 +61,7 @@ def test_grid_finishes_restart_runs_only_the_missing_and_matches_runs_alone(
     assert "8 runs (3 done, 5 pending); 5 to run" in out and _started(out) == 5
     assert "Summary of lr=0.001 over 4 runs" in out and "Summary of lr=0.0003 over 4 runs" in out
     assert "| intra | MUSE_EEG | 4 |" in out
+    assert (sweep.out / "report.html").is_file()  # `eegdecode report` over the whole sweep
     assert all(s.status == DONE for s in scan(sweep.specs))
     assert not (Path(killed.run_dir) / RUNNING_NAME).exists()
 
