@@ -356,9 +356,8 @@ def scan(specs: list[RunSpec]) -> list[RunState]:
 
 
 def _plain(value: Any) -> Any:
-    from eegdecode.io import json_text
-
-    return json.loads(json_text(value))
+    """``value`` as JSON stores it (tuples as lists), to compare a spec with a stored ``config.json``."""
+    return json.loads(json.dumps(value, default=str))
 
 
 def check_resumable(specs: list[RunSpec], states: list[RunState]) -> None:
