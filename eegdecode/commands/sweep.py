@@ -63,7 +63,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--take-over", action="store_true",
                    help="also start runs marked running by another host or a SLURM job (after a crash left the mark)")  # fmt: skip
     s.add_argument("--limit", type=int, help="start at most this many runs")
-    s.add_argument("--no-report", action="store_true", help="skip summaries and the report at the end")
+    s.add_argument(
+        "--no-report",
+        action="store_true",
+        help="skip the HTML report at the end (the summary tables still print)",
+    )
     e = p.add_argument_group("executor (overrides the file's `executor:`)")
     e.add_argument("--executor", choices=("local", "slurm", "submitit-local", "debug"), help="default local")
     e.add_argument("--workers", type=int, help="local: CPU workers when no GPU is visible (default 1)")
@@ -182,7 +186,7 @@ def _counts(states) -> str:
     return ", ".join(f"{c[k]} {k}" for k in ("done", "pending", "running", "failed") if c[k])
 
 
-def _summaries(sweep, states) -> None:
+def _summaries(sweep, states, report: bool) -> None:
     """One summarize table per variant over the finished runs, then ``eegdecode report`` if it is installed."""
     from eegdecode.evaluation.summary import summarize_runs
     from eegdecode.sweep.spec import DONE, RESULTS_NAME
@@ -193,6 +197,8 @@ def _summaries(sweep, states) -> None:
         if files:
             print(f"\nSummary{' of ' + variant if variant else ''} over {len(files)} runs (mean ± sd):")
             print(summarize_runs(files).to_markdown())
+    if not report:
+        return
     if importlib.util.find_spec("eegdecode.commands.report") is None:
         print("\nreport skipped: the `eegdecode report` command is not part of this installation")
         return
@@ -309,8 +315,7 @@ def run(args: argparse.Namespace) -> int:
 
     states = scan(sweep.specs)
     print(f"\nsweep {source}: {_counts(states)}")
-    if not args.no_report:
-        _summaries(sweep, states)
+    _summaries(sweep, states, report=not args.no_report)
     started = {s.index for s in todo}
     broken = [(s, st) for s, st in zip(sweep.specs, states)
               if st.status == FAILED or (s.index in started and st.status != DONE)]  # fmt: skip

@@ -30,7 +30,13 @@ def test_grid_finishes_restart_runs_only_the_missing_and_matches_runs_alone(
     path = write_grid({"lr": [0.001, 0.0003], "seed": [0, 1]}, subjects=[1, 2])  # 2 lr x 2 subjects x 2 seeds
     sweep = expand(read_grid_file(path), str(path))
     assert len(sweep.specs) == 8
-    flags = ["--workers", "2", "--threads", "1", "--no-report"]
+    flags = [
+        "--workers",
+        "2",
+        "--threads",
+        "1",
+        "--no-report",
+    ]  # the summaries still print; the report is tested apart
 
     # A sweep killed after three runs, and one more run killed during training (its last checkpoint written,
     # its worker gone, its marker left behind).
@@ -56,12 +62,10 @@ def test_grid_finishes_restart_runs_only_the_missing_and_matches_runs_alone(
     out = capsys.readouterr().out
     assert "estimated wall time of the 5 runs" in out and "4 run(s) of kinds not yet measured" in out
 
-    assert main(["sweep", str(path), "--workers", "2", "--threads", "1"]) == 0
+    assert main(["sweep", str(path), *flags]) == 0
     out = capsys.readouterr().out
     assert "8 runs (3 done, 5 pending); 5 to run" in out and _started(out) == 5
     assert "Summary of lr=0.001 over 4 runs" in out and "Summary of lr=0.0003 over 4 runs" in out
-    assert "| intra | MUSE_EEG | 4 |" in out
-    assert (sweep.out / "report.html").is_file()  # `eegdecode report` over the whole sweep
     assert all(s.status == DONE for s in scan(sweep.specs))
     assert not (Path(killed.run_dir) / RUNNING_NAME).exists()
 

@@ -86,13 +86,16 @@ def test_slurm_needs_sbatch_and_options_are_checked(write_grid, tmp_path, monkey
 def test_debug_and_local_executors_run_the_grid(write_grid, tmp_path, capsys):
     path = write_grid({"seed": [0, 1]}, subjects=[1])
     assert main(["sweep", str(path), "--executor", "debug", "--no-report", "--limit", "1"]) == 0
-    assert main(["sweep", str(path), "--executor", "submitit-local", "--no-report"]) == 0
+    assert main(["sweep", str(path), "--executor", "submitit-local"]) == 0
     out = capsys.readouterr().out
+    assert "2 runs (1 done, 1 pending); 1 to run" in out
+    assert "[1/1] done   MUSE_EEG | intra | sub-01 | seed 1" in out
     assert (
-        "2 runs (1 done, 1 pending); 1 to run" in out
-        and "[1/1] done   MUSE_EEG | intra | sub-01 | seed 1" in out
-    )
-    specs = expand(read_grid_file(path), str(path)).specs
+        "Summary over 2 runs" in out and "| intra | MUSE_EEG | 2 |" in out
+    )  # summarize over the whole sweep
+    sweep = expand(read_grid_file(path), str(path))
+    assert (sweep.out / "report.html").is_file()  # and `eegdecode report` over it
+    specs = sweep.specs
     assert all(s.status == DONE for s in scan(specs))
     assert not any((Path(s.run_dir) / RUNNING_NAME).exists() for s in specs)
 
