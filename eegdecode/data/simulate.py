@@ -692,11 +692,20 @@ def _write_gifford_file(path: Path, data: np.ndarray, ch_names: list[str], times
     return path
 
 
-def write_reference_features(world: World, paths: DatasetPaths, seed: int) -> None:
-    """Write the World's reference image and text embeddings to ``features/reference/`` (feature-store format)."""
+def write_reference_features(world: World, paths: DatasetPaths, seed: int, image_lists: bool = True) -> None:
+    """Write the World's reference image and text embeddings to ``features/reference/`` (feature-store format).
+
+    ``image_lists``: record the digest of each split's image list (the simulated THINGS-EEG2 image set). The
+    simulated THINGS-MEG passes False: its images are laid out by ``preprocess meg --copy-images`` later, so the
+    list the rows will match is not known here, and a digest of another list would (rightly) be refused.
+    """
     from eegdecode.embeddings.store import image_list_digest, save_features
 
     train_names, test_names = world.relative_names("train"), world.relative_names("test")
+    splits = {
+        "train": {"image_list_sha256": image_list_digest(train_names)},
+        "test": {"image_list_sha256": image_list_digest(test_names)},
+    }
     save_features(
         paths.features_dir("reference"),
         {
@@ -710,10 +719,7 @@ def write_reference_features(world: World, paths: DatasetPaths, seed: int) -> No
             "source": "simulator",
             "model": "simulator-reference",
             "seed": seed,
-            "splits": {
-                "train": {"image_list_sha256": image_list_digest(train_names)},
-                "test": {"image_list_sha256": image_list_digest(test_names)},
-            },
+            "splits": splits if image_lists else {},
         },  # fmt: skip
     )
 

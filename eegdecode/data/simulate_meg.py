@@ -338,7 +338,7 @@ def simulate_meg_dataset(
                 seed * 7919 + np.arange(len(paths)),
             )
         )
-    write_reference_features(world, DatasetPaths(out), seed)
+    write_reference_features(world, DatasetPaths(out), seed, image_lists=False)
     desc = {"format": "eegdecode-simulation-meg/1", "participant": participant, "n_epochs": int(codes.size),
             "n_catch": n_catch, "n_sensors": N_SENSORS, "times": [float(times[0]), float(times[-1])],
             "derivative_files": len(list(fif.parent.glob(f"preprocessed_P{participant}-epo*.fif"))),

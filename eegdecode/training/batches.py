@@ -82,6 +82,7 @@ class DeviceBatches:
         )
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
+        _dataloader_seed_draw()
         batches = self._batches(epoch)
         if not batches:
             return
@@ -95,6 +96,15 @@ class DeviceBatches:
             flat = subject * self.n_images + image
             eeg = self.data[flat, rep] if self.unit == "trial" else self.data[flat]
             yield Batch(eeg.float(), self.layer[subject], image, sample)
+
+
+def _dataloader_seed_draw() -> None:
+    """Draw from torch's global generator as the DataLoader-based trainer before these batch sources did each epoch,
+    so a seed gives the same dropout masks, hence the same numbers, as before: a ``DataLoader`` draws its base seed
+    whenever an iterator starts, and wrapping it in ``tqdm.auto`` started two (tqdm's async ``__init__`` calls
+    ``iter`` once, the loop once more)."""
+    for _ in range(2):
+        torch.empty((), dtype=torch.int64).random_()
 
 
 def _resident(subject: SubjectData, unit: str, device: torch.device, chunk: int) -> torch.Tensor:
@@ -150,6 +160,7 @@ class HostBatches:
         return items
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
+        _dataloader_seed_draw()
         for items in _background((self._read(b) for b in self._batches(epoch)), self.prefetch):
             to = {
                 k: items[k].to(self.device, non_blocking=True) for k in ("eeg", "subject", "image", "sample")
