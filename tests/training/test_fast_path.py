@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from tqdm.auto import tqdm
 
 from eegdecode.data.datasets import DataOptions, TrialDataset, make_folds, make_loader
 from eegdecode.data.paths import DatasetPaths
@@ -42,7 +43,9 @@ def _plain_loop(cfg, paths, fold, run_dir):
     out = []
     for epoch in range(cfg.epochs):
         model.train()
-        for batch in make_loader(dataset, cfg.batch_size, seed=cfg.seed, epoch=epoch, drop_last=True):
+        # wrapped in tqdm.auto exactly as the trainer before the batch sources was (it starts the loader twice)
+        loader = make_loader(dataset, cfg.batch_size, seed=cfg.seed, epoch=epoch, drop_last=True)
+        for batch in tqdm(loader, disable=True):
             emb = model(batch["eeg"], batch["subject"])
             total, _ = loss_fn(emb, img[batch["image"]], model.logit_scale, txt=txt[batch["concept"]])
             optimizer.zero_grad()
