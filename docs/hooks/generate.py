@@ -175,7 +175,9 @@ def example_page(script: Path, output: str, seconds: float, figures: list[str]) 
         code,
         "```",
         "",
-        f"## Output (ran in {seconds:.1f} s when these pages were built)",
+        "## Output",
+        "",
+        f"Printed when these pages were built (the script ran in {seconds:.1f} s).",
         "",
     ]
     lines += ["```text", output or "(nothing printed)", "```", ""]
