@@ -207,6 +207,8 @@ class DiffusionPriorUNet(nn.Module):
     embed_dim, cond_dim, hidden_dims, time_embed_dim, dropout
         See ``PriorConfig``.
 
+    Notes
+    -----
     ``forward(x, t, cond=None, cond_keep=None)``: ``x`` (B, embed_dim) noisy target, ``t`` (B,) integer steps,
     ``cond`` (B, cond_dim) or None (unconditional), ``cond_keep`` (B,) 0/1 mask that zeroes the condition term of
     single samples. Returns (B, embed_dim).

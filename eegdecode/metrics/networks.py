@@ -329,6 +329,8 @@ class FeatureExtractor(nn.Module):
     input_size : int, optional
         Override of the input side (tests and quick looks only; the report records it).
 
+    Notes
+    -----
     The forward pass takes (B, 3, H, W) floats in [0, 1] and returns ``{metric id: (B, D) float32}``.
     """
 
