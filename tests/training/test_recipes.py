@@ -242,12 +242,12 @@ def test_recipes_are_package_data():
     assert sorted(p.stem for p in PACKAGE_RECIPES.glob("*.yaml")) == sorted(EXPECTED)
 
 
-def test_readme_table_is_the_commands_table():
+def test_the_recipes_page_table_is_the_commands_table():
     from eegdecode.commands.recipes import list_table
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    page = (Path(__file__).resolve().parents[2] / "docs" / "recipes.md").read_text()
     table = list_table(markdown=True).split("\n\n")[0]
-    assert table in readme
+    assert table in page
 
 
 def test_recipes_command_reads_a_recipe_dir(registry, tmp_path, capsys):
