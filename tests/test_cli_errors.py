@@ -149,6 +149,13 @@ BAD_OTHER = [  # (argv with {root}/{run}/{tmp} placeholders, exit code, text)
         1,
         "bids",
     ),
+    (["report", "{tmp}/no_runs", "-o", "{tmp}/r.html"], 1, "no_runs"),
+    (["recipes", "nope"], 2, "nope"),
+    (["train", "--data-root", "{root}", "--recipe", "nope", "--out", "{tmp}/o"], 2, "nope"),
+    (["sweep", "{tmp}/no_grid.yaml", "--data-root", "{root}"], 1, "no_grid.yaml"),
+    (["download", "--what", "nothing", "--data-root", "{tmp}/dl"], 2, "--what"),
+    (["download", "--what", "images", "--data-root", "{tmp}/dl", "--retries", "-1"], 2, "--retries"),
+    (["demo", "--preset", "huge", "--out", "{tmp}/demo"], 2, "--preset"),
     (["nonsense"], 2, "nonsense"),
 ]
 

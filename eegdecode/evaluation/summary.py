@@ -172,7 +172,9 @@ def find_result_files(paths: Iterable[str | Path]) -> list[Path]:
 
 def _load_run(path: Path) -> dict[str, Any]:
     run = read_results(path)  # checked there: JSON object, 'model', per-k scores with top1_mean/chance_top1
-    return {"path": str(path), "model": run.model, "protocol": run.protocol, "subject": run.subject,
+    # a run started from a recipe is tabulated under the recipe (several recipes share one encoder)
+    label = f"{run.raw['recipe']} ({run.model})" if run.raw.get("recipe") else run.model
+    return {"path": str(path), "model": label, "protocol": run.protocol, "subject": run.subject,
             "seed": run.raw.get("seed"), "kway": run.kway, "ceiling": run.ceiling}  # fmt: skip
 
 

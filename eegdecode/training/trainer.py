@@ -480,7 +480,7 @@ def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Pa
         improved = score > best
         if improved:
             best, best_epoch, bad_epochs = score, epoch, 0
-        else:
+        elif epoch >= cfg.mmd_epochs:  # patience counts from the contrastive stage on
             bad_epochs += 1
         stopping = bool(cfg.early_stopping and bad_epochs >= cfg.early_stopping)
         if rank == 0:
@@ -550,6 +550,7 @@ def _results(model, fd, fold, cfg, device, resolved, best_epoch, best_val, selec
     return {
         "format": "eegdecode-results/1",
         "model": resolved["model"],
+        **({"recipe": cfg.recipe} if cfg.recipe else {}),
         "protocol": fold.protocol,
         "fold": fold.name,
         "subject": fold.test_subjects[0] if len(fold.test_subjects) == 1 else fold.name,
