@@ -194,3 +194,16 @@ def test_the_train_command_takes_a_target_from_flags(root, tmp_path):
     cfg = read_json(tmp_path / "MUSE_EEG" / "intra" / "sub-01" / "seed0" / "config.json")
     assert cfg["target"]["layers"] == ["block:2", "block:5"] and cfg["target"]["combine"] == "router"
     assert cfg["loss_options"] == {"w_txt": 0.0} and cfg["target_shape"] == [2, 48]
+
+
+def test_early_stopping_patience_starts_after_the_mmd_stage(root, tmp_path, monkeypatch):
+    """A flat validation score during the MMD stage must not end training before InfoNCE begins."""
+    from eegdecode.training import trainer
+
+    monkeypatch.setattr(trainer.Validator, "__call__", lambda self, model: {"val_k": 5, "val_top1": 0.2})
+    target = _target(layers=["block:2", "block:5"], combine="router", router={"embed_dim": 32, "mid_dim": 64})
+    cfg = _cfg(epochs=5, target=target, loss_options={"w_txt": 0}, mmd_epochs=2, early_stopping=1)
+    train_fold(cfg, DatasetPaths(root), make_folds("intra", [1])[0], tmp_path / "p", progress=False)
+    rows = [json.loads(x) for x in (tmp_path / "p" / "metrics.jsonl").read_text().splitlines()]
+    # epochs 0-1 MMD (flat, no patience used), epoch 2 the first InfoNCE epoch (flat: patience 1 spent) -> stop
+    assert [r["epoch"] for r in rows] == [0, 1, 2] and "train_img" in rows[2]
