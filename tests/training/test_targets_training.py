@@ -152,9 +152,8 @@ def test_per_sample_blur_rules_resume_exactly(root, tmp_path, rule):
     cfg = _cfg(target=target, loss_options={"w_txt": 0})
     paths, fold = DatasetPaths(root), make_folds("intra", [1])[0]
     train_fold(cfg, paths, fold, tmp_path / "full", progress=False)
-    state = torch.load(
-        checkpoint_files(tmp_path / "full" / "checkpoints", "last")["state"], weights_only=True
-    )
+    state_file = checkpoint_files(tmp_path / "full" / "checkpoints", "last")["state"]
+    state = torch.load(state_file, weights_only=True)
     levels = state["targets"]["chooser.levels"]
     if rule == "uncertainty":  # UBP's rule moved some samples off the medium level
         assert set(levels.tolist()) > {1}
