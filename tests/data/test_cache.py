@@ -171,3 +171,15 @@ def test_mapped_conversion_names_a_nan_in_a_later_block(tmp_path):
     part = _convert_split(src, tmp_path / "out.npy", "float32", chunk=5)
     assert part["shape"] == [12, 4, 63, 250]
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), data.astype(np.float32))
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    """mkstemp makes 0600 files; results must be readable as any file the user writes (0666 minus umask)."""
+    from eegdecode.io import write_json
+
+    mask = os.umask(0o022)
+    try:
+        path = write_json(tmp_path / "r.json", {"a": 1})
+    finally:
+        os.umask(mask)
+    assert (path.stat().st_mode & 0o777) == 0o644
