@@ -33,7 +33,7 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     try:
         yield tmp_path
         if tmp_path.exists():  # mkstemp creates 0600; give the file the mode open() would (0666 minus umask)
-            os.chmod(tmp_path, 0o666 & ~_umask())
+            os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -44,6 +44,10 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+#: the process's umask, read once at import (reading it means setting it, which is not thread-safe)
+_UMASK = _umask()
 
 
 def _json_default(obj: Any) -> Any:
