@@ -52,7 +52,7 @@ def _plain_loop(cfg, paths, fold, run_dir):
             total.backward()
             optimizer.step()
             scheduler.step()
-            float(total)
+            float(total.detach())
         out.append(val(model)["val_top1"])
     return out
 
