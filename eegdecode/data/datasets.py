@@ -21,6 +21,7 @@ import torch
 from eegdecode.data.cache import SubjectCache, ensure_cache
 from eegdecode.data.channels import resolve_channels
 from eegdecode.data.paths import DatasetPaths, subject_name
+from eegdecode.data.things_eeg2 import release_pages
 from eegdecode.errors import ConfigError, DataFormatError, check_option
 
 TRAIN_UNITS = ("trial", "average")
@@ -326,6 +327,7 @@ def averaged_eeg(subject: SubjectData, split: str, images: np.ndarray | None = N
         img = images[start : start + chunk]
         block = arr[img][:, reps].astype(np.float32).mean(axis=1)
         out[start : start + chunk] = block[:, subject._ch_sel, subject.t_idx]
+        release_pages(arr)  # queries are read once: keep the mapped file's pages out of the resident set
     return out
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from eegdecode.data.datasets import SubjectData, TrialDataset, epoch_batches
+from eegdecode.data.things_eeg2 import release_pages
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ def _resident(subject: SubjectData, unit: str, device: torch.device, chunk: int)
         else:
             block = subject.read("train", images)
         out[start : start + len(images)] = torch.from_numpy(block).to(device)
+        release_pages(arr)  # copied: the mapped file's pages need not stay in this process's resident set
     return out
 
 
