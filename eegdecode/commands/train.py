@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -269,47 +268,37 @@ def plan_runs(args: argparse.Namespace):
     return paths, plan
 
 
-def _init_distributed() -> None:
-    import torch
-    import torch.distributed as dist
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-
-
 def run(args: argparse.Namespace) -> int:
-    import torch.distributed as dist
-
     from eegdecode.evaluation.kway import KWayResult, format_kway_table
     from eegdecode.evaluation.summary import summarize_runs
+    from eegdecode.training.distributed import process_group, rank_world
     from eegdecode.training.trainer import prepare_run, train_fold
 
     paths, plan = plan_runs(args)
     for run_cfg, fold, run_dir in plan:  # every run checked before the first one starts
         prepare_run(run_cfg, paths, fold, run_dir, resume=args.resume, overwrite=args.overwrite)
-    _init_distributed()
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    result_files = []
-    for run_cfg, fold, run_dir in plan:
-        results = train_fold(run_cfg, paths, fold, run_dir, resume=args.resume, overwrite=args.overwrite,
-                             progress=not args.quiet)  # fmt: skip
-        if rank == 0 and results:
-            result_files.append(run_dir / "results.json")
-            ceiling = results.get("ceiling")
-            print(
-                f"\n{results['model']} | {fold.protocol} | {results['subject']} | seed {run_cfg.seed}  ({run_dir})"
-            )
-            print(f"selected epoch {results['selected_epoch'] + 1} by {results['selected_by']}")
-            print(
-                format_kway_table(
-                    KWayResult.from_dict(results["kway"]), ceiling=ceiling and KWayResult.from_dict(ceiling)
+    with process_group(plan[0][0].device):
+        rank = rank_world()[0]
+        result_files = []
+        for run_cfg, fold, run_dir in plan:
+            results = train_fold(run_cfg, paths, fold, run_dir, resume=args.resume, overwrite=args.overwrite,
+                                 progress=not args.quiet)  # fmt: skip
+            if rank == 0 and results:
+                result_files.append(run_dir / "results.json")
+                ceiling = results.get("ceiling")
+                print(
+                    f"\n{results['model']} | {fold.protocol} | {results['subject']} | seed {run_cfg.seed}  ({run_dir})"
                 )
-            )
-            if results.get("ceiling_note"):
-                print(results["ceiling_note"])
-    if rank == 0 and len(result_files) > 1:
-        print("\nSummary over runs (mean ± sd):")
-        print(summarize_runs(result_files).to_markdown())
-    if dist.is_initialized():
-        dist.destroy_process_group()
+                print(f"selected epoch {results['selected_epoch'] + 1} by {results['selected_by']}")
+                print(
+                    format_kway_table(
+                        KWayResult.from_dict(results["kway"]),
+                        ceiling=ceiling and KWayResult.from_dict(ceiling),
+                    )
+                )
+                if results.get("ceiling_note"):
+                    print(results["ceiling_note"])
+        if rank == 0 and len(result_files) > 1:
+            print("\nSummary over runs (mean ± sd):")
+            print(summarize_runs(result_files).to_markdown())
     return 0

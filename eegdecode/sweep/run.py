@@ -44,26 +44,16 @@ def _rank() -> int:
 
 def train_spec(spec: RunSpec) -> dict[str, Any] | None:
     """Train the run of ``spec`` in this process (one rank of it under DDP); returns ``results.json``'s content."""
-    import torch.distributed as dist
-
     from eegdecode.data.datasets import Fold
     from eegdecode.data.paths import DatasetPaths
+    from eegdecode.training.distributed import process_group
     from eegdecode.training.trainer import TrainConfig, train_fold
 
     cfg = TrainConfig.from_dict(spec.config)
     fold = Fold(**spec.fold)
     paths = DatasetPaths(spec.data_root, spec.release)
-    started = False
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        import torch
-
-        dist.init_process_group("nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo")
-        started = True
-    try:
+    with process_group(cfg.device):
         return train_fold(cfg, paths, fold, spec.run_dir, resume=True, progress=False)
-    finally:
-        if started:
-            dist.destroy_process_group()
 
 
 def preflight(specs: list[RunSpec]) -> int:

@@ -11,23 +11,8 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.distributed as dist
 
-
-def _dist() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def gather(x: torch.Tensor) -> torch.Tensor:
-    """All-gather along the batch with gradients flowing back to every rank's own slice."""
-    _, world = _dist()
-    if world == 1:
-        return x
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(x), dim=0)
+from eegdecode.training.distributed import gather
 
 
 def lr_lambda(warmup_steps: int, total_steps: int, cosine: bool):

@@ -60,9 +60,10 @@ from eegdecode.training import preflight
 from eegdecode.training.batches import make_batch_source
 from eegdecode.training.checkpoint import load_checkpoint, save_checkpoint, tidy_checkpoint
 from eegdecode.training.config import TargetPlan, TrainConfig
+from eegdecode.training.distributed import rank_world
 from eegdecode.training.losses import build_loss, mmd_loss
 from eegdecode.training.runs import check_run_dir, prepare_run_dir, resume_changes
-from eegdecode.training.step import TrainStep, _dist, lr_lambda, make_optimizer
+from eegdecode.training.step import TrainStep, lr_lambda, make_optimizer
 from eegdecode.training.targets import TargetArrays, TrainTargets, load_target_arrays, target_space
 
 log = logging.getLogger(__name__)
@@ -325,7 +326,7 @@ def prepare_run(cfg: TrainConfig, paths: DatasetPaths, fold: Fold, run_dir: str 
                 overwrite: bool = False) -> PreparedRun:  # fmt: skip
     """Every check a run needs (run folder, options, data, features, image set, ``--resume`` configuration),
     with nothing written: a run that would fail, fails here."""
-    _, world = _dist()
+    _, world = rank_world()
     run_dir = Path(run_dir)
     device = _process_device(cfg.device, world)
     check_run_dir(run_dir, overwrite, resume)
@@ -359,7 +360,7 @@ def train_fold(
     Every check (:func:`prepare_run`) runs before the run folder is created or changed. ``stop_after_epoch`` ends
     the loop early without evaluating (used to test ``resume``).
     """
-    rank, world = _dist()
+    rank, world = rank_world()
     run_dir = Path(run_dir)
     run = prepare_run(cfg, paths, fold, run_dir, resume, overwrite)
     if rank == 0:
@@ -371,10 +372,6 @@ def train_fold(
         return _fit_closed_form(run.model, cfg, run.fd, fold, run_dir, run.device, run.resolved)
     return _fit_gradient(run.model, cfg, run.fd, fold, run_dir, run.device, run.resolved, run.last, progress,
                          stop_after_epoch)  # fmt: skip
-
-
-def start_epoch_of(last: dict | None) -> int:
-    return 0 if last is None else last["epoch"] + 1
 
 
 class LossStages:
@@ -402,7 +399,7 @@ PROGRESS_EVERY = 50
 def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Path, device, resolved,
                   last: dict | None, progress: bool, stop_after_epoch: int | None) -> dict[str, Any]:  # fmt: skip
     """The epoch loop: train (a batch source and a step) -> validate -> log -> checkpoint -> early stop."""
-    rank, world = _dist()
+    rank, world = rank_world()
     dataset = TrialDataset(fd.train_subjects, fd.train_images, fd.image_concept,
                            [fold.subject_layer[s.name] for s in fd.train_subjects], cfg.data.train_unit,
                            keep_dtype=True)  # fmt: skip
@@ -426,7 +423,7 @@ def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Pa
     )
     amp = cfg.amp and device.type == "cuda"
     stages = LossStages(cfg, model)
-    step = TrainStep(model, forward, targets, stages.loss(start_epoch_of(last)), optimizer, scheduler,
+    step = TrainStep(model, forward, targets, stages.contrastive, optimizer, scheduler,
                      cfg.grad_clip, amp)  # fmt: skip
     validate = Validator(fd, fold, cfg, device) if rank == 0 else None
     ckpt = run_dir / "checkpoints"
