@@ -28,41 +28,15 @@ from __future__ import annotations
 
 import torch
 
-from eegdecode.models.base import EEGEncoder
-from eegdecode.models.convolutions import TemporalSpatialConv
-from eegdecode.models.projection_head import ProjectionHead
+from eegdecode.models.nice_eeg import NICE_EEG
 
 
-class TSConv(EEGEncoder):
+class TSConv(NICE_EEG):
     """Temporal-spatial shallow convolution, flattened filter by filter, -> projection head.
 
-    Parameters
-    ----------
-    n_chans, n_times : int
-        Input size (at least 75 samples).
-    n_outputs : int
-        Embedding size (1024).
-    n_subjects : int
-        Accepted for a uniform signature; unused.
-    n_filters : int
-        Number of temporal and spatial filters (40).
-    drop_prob : float
-        Dropout after the spatial convolution and inside the projection head (0.5 in the original).
+    The layers (and the constructor: ``n_chans``, ``n_times``, ``n_outputs``, ``n_subjects``, ``n_filters`` = 40,
+    ``drop_prob`` = 0.5) are :class:`~eegdecode.models.nice_eeg.NICE_EEG`'s; only the flattening order differs.
     """
-
-    def __init__(
-        self,
-        n_chans: int,
-        n_times: int,
-        n_outputs: int = 1024,
-        n_subjects: int = 1,
-        *,
-        n_filters: int = 40,
-        drop_prob: float = 0.5,
-    ):
-        super().__init__(n_chans, n_times, n_outputs, n_subjects)
-        self.ts_conv = TemporalSpatialConv(n_chans, n_times, n_filters, drop_prob, projection=True)
-        self.projection = ProjectionHead(self.ts_conv.out_features, n_outputs, drop_prob)
 
     def forward(self, x: torch.Tensor, subject_idx: torch.Tensor | None = None) -> torch.Tensor:
         self._check_input(x, subject_idx)
