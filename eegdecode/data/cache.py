@@ -79,6 +79,15 @@ def _source_stamps(source_dir: Path) -> dict[str, dict]:
     return stamps
 
 
+def _cache_only(source_dir: Path, cache_dir: Path) -> bool:
+    """The subject folder holds neither preprocessed file, and the cache's sidecar exists."""
+    return (
+        source_dir.is_dir()
+        and not any(split_file(source_dir, split).exists() for split in SPLIT_FILES)
+        and (cache_dir / "meta.json").exists()
+    )
+
+
 def cache_status(source_dir: str | Path, cache_dir: str | Path, dtype: str | None = None) -> str:
     """``"missing"``, ``"stale"`` (a source changed), ``"other-dtype"`` or ``"ok"``."""
     meta_path = Path(cache_dir) / "meta.json"
@@ -166,9 +175,23 @@ def prepare_subject(
     ``expected_channels``: names the files may hold (``None`` for MEG sensors: not checked).
 
     Returns the sidecar. The sidecar is written last, so an interrupted conversion is redone next time.
+
+    A subject folder that holds neither preprocessed file while its cache exists is *cache-only*: the two files
+    were deleted after conversion to save the disk (a float64 subject takes ~8 GB, its float16 cache ~2.6 GB).
+    Its cache is used as it is, since there is no source left to compare it with; rebuilding it (``force``, another
+    dtype) is refused. A folder with one of the two files missing is refused as damaged.
     """
     check_option("dtype", dtype, DTYPES)
     source_dir, cache_dir = Path(source_dir), Path(cache_dir)
+    if _cache_only(source_dir, cache_dir):
+        meta = read_json(cache_dir / "meta.json")
+        if force or meta.get("dtype") != dtype:
+            raise MissingFileError(
+                split_file(source_dir, "train"),
+                f"cannot rebuild the {meta.get('dtype')} cache {cache_dir} as {dtype}: the source files were deleted",
+            )
+        log.info("%s holds no preprocessed files: using its cache %s as it is", source_dir, cache_dir)
+        return meta
     status = cache_status(source_dir, cache_dir, dtype)
     if status == "ok" and not force:
         log.info("cache %s is up to date", cache_dir)
@@ -287,9 +310,14 @@ def ensure_cache(
     dtype: str = "float16",
     expected_channels: tuple[str, ...] | None = THINGS_EEG2_CHANNELS,
 ) -> SubjectCache:
-    """Open the cache, (re)building it first when missing or stale."""
+    """Open the cache, (re)building it first when missing or stale.
+
+    A cache-only subject (see :func:`prepare_subject`) is read from its cache alone.
+    """
     source_dir = Path(source_dir)
-    if source_dir.exists():
+    if _cache_only(source_dir, Path(cache_dir)):
+        prepare_subject(source_dir, cache_dir, dtype)  # checks the dtype; logs that the cache is used alone
+    elif source_dir.exists():
         if cache_status(source_dir, cache_dir, dtype) != "ok":
             prepare_subject(source_dir, cache_dir, dtype, expected_channels=expected_channels)
     elif not (Path(cache_dir) / "meta.json").exists():

@@ -179,3 +179,35 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path):
 
     path = write_json(tmp_path / "r.json", {"a": 1})
     assert (path.stat().st_mode & 0o777) == 0o666 & ~_UMASK
+
+
+def test_a_cache_only_subject_is_used_when_both_source_files_were_deleted(subject_copy, tmp_path):
+    from eegdecode.data.cache import ensure_cache
+    from eegdecode.errors import MissingFileError
+
+    cache_dir = tmp_path / "cache"
+    built = ensure_cache(subject_copy, cache_dir)
+    train = np.asarray(built.train).copy()
+    # Deleting both pickles (to save disk) keeps the subject usable from its cache ...
+    for name in ("preprocessed_eeg_training.npy", "preprocessed_eeg_test.npy"):
+        (subject_copy / name).unlink()
+    np.testing.assert_array_equal(np.asarray(ensure_cache(subject_copy, cache_dir).train), train)
+    # ... but one pickle left alone is a damaged subject folder, and is refused, naming the missing file.
+    shutil.rmtree(cache_dir)
+    (subject_copy / "preprocessed_eeg_test.npy").write_bytes(b"")
+    with pytest.raises(MissingFileError, match="preprocessed_eeg_training.npy"):
+        ensure_cache(subject_copy, tmp_path / "cache2")
+
+
+def test_prepare_keeps_a_cache_only_subject_and_refuses_to_rebuild_it(subject_copy, tmp_path):
+    from eegdecode.errors import MissingFileError
+
+    cache_dir = tmp_path / "cache"
+    meta = prepare_subject(subject_copy, cache_dir)
+    for name in ("preprocessed_eeg_training.npy", "preprocessed_eeg_test.npy"):
+        (subject_copy / name).unlink()
+    assert prepare_subject(subject_copy, cache_dir) == meta
+    with pytest.raises(MissingFileError, match="source files were deleted"):
+        prepare_subject(subject_copy, cache_dir, force=True)
+    with pytest.raises(MissingFileError, match="as float32"):
+        prepare_subject(subject_copy, cache_dir, "float32")
