@@ -15,7 +15,8 @@ embedding, the mixture weighted per subject:
   embed_dim``), the router mixes them, and a **shared projector** (Linear ``embed_dim -> embed_dim``) maps both the
   mixed target and the EEG embedding (after its own Linear ``eeg_dim -> embed_dim``) into the space the loss
   compares. SAMGA trains it with a coarse MMD stage and then freezes the shared projector
-  (``head.shared.requires_grad_(False)``) for the InfoNCE stage.
+  (``head.shared.requires_grad_(False)``) for the InfoNCE stage. With ``normalize_layers`` each projected layer is
+  L2-normalised before the mix (not in SAMGA; see below).
 
 Both are plain modules, so a trainer saves them in the checkpoint beside the encoder, and ``extract`` /
 ``generate`` can rebuild the EEG side (:meth:`MultiTargetHead.encode_eeg`) and the test gallery
@@ -25,6 +26,28 @@ Defaults are SAMGA's (``LinJiang8/SAMGA``, ``train.py`` ``SubjectAwareLayerMixer
 20/24/28/32/36 of InternViT-6B, centre 28, strength 1, temperature 1, subject dropout 0.3, linear projectors,
 ``mid_dim`` 1024, ``embed_dim`` 512): Jiang et al., "Subject-Aware Multi-Granularity Alignment for Zero-Shot
 EEG-to-Image Retrieval" (arXiv 2604.17782).
+
+**Why SAMGA's weights barely move, and the two options that make them learnable.** Two facts of SAMGA's
+``train.py`` keep the learned weights near the depth prior:
+
+1. *The weights are not identifiable.* Each layer has a projector of its own and no normalisation before the
+   mix (``img_projectors[i]``, then ``torch.sum(projected_layers * layer_weights)``; ``--img_l2norm`` normalises
+   only the mixed target, in the loss). Scaling layer ``l``'s projector by ``c`` is the same model as multiplying
+   its weight by ``c``, so any weighting is matched by the projectors' scales and the loss has no preference.
+2. *The logits move at most about ``lr`` per step.* One AdamW holds every parameter (``build_optimizer``: lr
+   1e-4, then 5e-5 after stage 1); Adam's step is bounded by about the learning rate, so SAMGA's ~2,000 steps
+   (16,540 averaged images, batch 512, 60 epochs) move a logit by at most ~0.13, against the prior's steps of 1.
+
+Measured on the simulator (``tests/training/test_learning.py``: blocks 0 / 5 / 11 of ``simulator:vision``, whose
+image-specific variance the noise-free EEG explains 0.31 / 0.40 / 0.51; uniform start, MUSE_EEG, 4 epochs on
+single trials, seed 0): SAMGA's form ends at 0.334 / 0.330 / 0.336; a router lr of 0.05 alone at 0.370 / 0.286 /
+0.344 (the weights move, to block 0); normalisation alone does not move them (blocks 0 / 11: 0.491 / 0.509);
+both end at 0.293 / 0.343 / 0.365, the ground truth's order (blocks 0 / 11 alone: 0.383 / 0.617, against
+0.496 / 0.504 in SAMGA's form and 0.403 / 0.597 with the lr alone). So :class:`MultiTargetHead` has
+``normalize_layers`` (each projected layer L2-normalised before the mix: a unit vector per layer, so only the
+weights set each layer's share; parameter-free, the state-dict keys are unchanged and existing checkpoints load)
+and the trainer a ``router.lr`` (the router parameters' own AdamW group). Both are off by default, SAMGA's
+form; results of runs without them record the prior, not a preference.
 """
 
 from __future__ import annotations
@@ -199,6 +222,9 @@ class MultiTargetHead(nn.Module):
         Width after the pre-projector shared by the layers (1024).
     n_subjects, init_logits, temperature, subject_dropout
         Passed to the :class:`LayerRouter`.
+    normalize_layers : bool
+        L2-normalise each projected layer target before the router mixes them (``False``: SAMGA's form, where
+        a layer's projector can absorb its weight; see the module docstring).
 
     Shapes
     ------
@@ -218,8 +244,13 @@ class MultiTargetHead(nn.Module):
         *,
         temperature: float = 1.0,
         subject_dropout: float = 0.3,
+        normalize_layers: bool = False,
     ):
         super().__init__()
+        if not isinstance(normalize_layers, bool):
+            raise ValueError(
+                f"Invalid value for normalize_layers: {normalize_layers!r}; expected true or false"
+            )
         for name, value in (
             ("target_dim", target_dim),
             ("eeg_dim", eeg_dim),
@@ -232,13 +263,15 @@ class MultiTargetHead(nn.Module):
             n_layers, n_subjects, init_logits, temperature=temperature, subject_dropout=subject_dropout
         )
         self.target_dim, self.eeg_dim, self.embed_dim = target_dim, eeg_dim, embed_dim
+        self.normalize_layers = normalize_layers
         self.target_pre = nn.Linear(target_dim, mid_dim)
         self.target_layers = nn.ModuleList(nn.Linear(mid_dim, embed_dim) for _ in range(n_layers))
         self.eeg = nn.Linear(eeg_dim, embed_dim)
         self.shared = nn.Linear(embed_dim, embed_dim)
 
     def project_layers(self, layer_targets: torch.Tensor) -> torch.Tensor:
-        """Each layer target through the shared pre-projector and its own projector: ``(batch, L, embed_dim)``."""
+        """Each layer target through the shared pre-projector and its own projector: ``(batch, L, embed_dim)``,
+        each row L2-normalised with ``normalize_layers``."""
         n_layers = self.router.n_layers
         if layer_targets.ndim != 3 or tuple(layer_targets.shape[1:]) != (n_layers, self.target_dim):
             raise ValueError(
@@ -246,7 +279,8 @@ class MultiTargetHead(nn.Module):
                 f"found {tuple(layer_targets.shape)}"
             )
         mid = self.target_pre(layer_targets)
-        return torch.stack([layer(mid[:, i]) for i, layer in enumerate(self.target_layers)], dim=1)
+        out = torch.stack([layer(mid[:, i]) for i, layer in enumerate(self.target_layers)], dim=1)
+        return torch.nn.functional.normalize(out, dim=-1) if self.normalize_layers else out
 
     def encode_targets(
         self, layer_targets: torch.Tensor, subject: torch.Tensor | None = None

@@ -40,7 +40,16 @@ COMBINES = ("concat", "router")
 #: how a training sample's blur variant is chosen (``target.blur_rule``); ``mean`` averages the variants' features
 BLUR_RULES = ("fixed", "random", "uncertainty", "mean")
 _TARGET_TRAINING_KEYS = {"combine", "blur_rule", "blur_level", "eval_variant", "router"}
-_ROUTER_KEYS = {"centre", "strength", "temperature", "subject_dropout", "mid_dim", "embed_dim"}
+_ROUTER_KEYS = {
+    "centre",
+    "strength",
+    "temperature",
+    "subject_dropout",
+    "mid_dim",
+    "embed_dim",
+    "normalize",
+    "lr",
+}
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,9 @@ class TargetPlan:
     eval_variant: the variant of the validation and test galleries (default: the one ``fixed`` would use; for
       ``mean``, the average).
     router: options of the router head (``centre``, ``strength``, ``temperature``, ``subject_dropout``,
-      ``mid_dim``, ``embed_dim``).
+      ``mid_dim``, ``embed_dim``; ``normalize``: L2-normalise each projected layer before the mix, ``lr``: the
+      router logits' own learning rate; both off by default, as in SAMGA, where the weights stay at their prior:
+      :mod:`eegdecode.models.heads`).
     """
 
     spec: Any
@@ -102,6 +113,20 @@ class TargetPlan:
         if unknown:
             raise ConfigError(
                 f"unknown target.router options {unknown}; known options are {sorted(_ROUTER_KEYS)}"
+            )
+        normalize, router_lr = plan.router.get("normalize", False), plan.router.get("lr")
+        if not isinstance(normalize, bool):
+            raise ConfigError(
+                f"Invalid value for target.router.normalize: {normalize!r}; expected true or false"
+            )
+        if router_lr is not None and not (
+            isinstance(router_lr, int | float)
+            and not isinstance(router_lr, bool)
+            and math.isfinite(router_lr)
+            and router_lr > 0
+        ):
+            raise ConfigError(
+                f"Invalid value for target.router.lr: {router_lr!r}; expected a positive number"
             )
         if plan.combine == "router" and len(spec.layers) < 2:
             raise ConfigError("target.combine 'router' weights several layers; target.layers names one")

@@ -12,6 +12,7 @@ import math
 
 import torch
 
+from eegdecode.models.heads import LayerRouter
 from eegdecode.training.distributed import gather
 
 
@@ -27,10 +28,27 @@ def lr_lambda(warmup_steps: int, total_steps: int, cosine: bool):
     return factor
 
 
-def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, device: torch.device):
-    """AdamW with the fused kernel (one kernel for all parameters, on CUDA and CPU; no host reads per step)."""
+def make_optimizer(
+    model: torch.nn.Module,
+    lr: float,
+    weight_decay: float,
+    device: torch.device,
+    router_lr: float | None = None,
+):
+    """AdamW with the fused kernel (one kernel for all parameters, on CUDA and CPU; no host reads per step).
+
+    ``router_lr``: the parameters of the model's :class:`~eegdecode.models.heads.LayerRouter` (global logits,
+    subject biases) in a second group at this learning rate (same weight decay; the scheduler scales both);
+    ``None``: one group, as SAMGA's single AdamW."""
     fused = device.type in ("cuda", "cpu")
-    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=fused)
+    params = list(model.parameters())
+    if router_lr is not None:
+        routed = {id(p) for m in model.modules() if isinstance(m, LayerRouter) for p in m.parameters()}
+        if not routed:
+            raise ValueError("router_lr is set but the model has no LayerRouter")
+        params = [{"params": [p for p in params if id(p) not in routed]},
+                  {"params": [p for p in params if id(p) in routed], "lr": router_lr}]  # fmt: skip
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
 
 
 class TrainStep:

@@ -289,7 +289,8 @@ def build_model(
     head = MultiTargetHead(len(ids), dim, eeg_dim=dim, embed_dim=r.get("embed_dim", 512),
                            mid_dim=r.get("mid_dim", 1024), n_subjects=n_subjects, init_logits=init,
                            temperature=r.get("temperature", 1.0),
-                           subject_dropout=r.get("subject_dropout", 0.3))  # fmt: skip
+                           subject_dropout=r.get("subject_dropout", 0.3),
+                           normalize_layers=r.get("normalize", False))  # fmt: skip
     return AlignedEncoder(encoder, head)
 
 
@@ -416,7 +417,10 @@ def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Pa
         )
     if cfg.compile:
         forward = torch.compile(forward)
-    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, device)
+    router_lr = (
+        TargetPlan.from_dict(cfg.target).router.get("lr") if isinstance(model, AlignedEncoder) else None
+    )
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, device, router_lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         lr_lambda(int(cfg.warmup_epochs * steps_per_epoch), cfg.epochs * steps_per_epoch, cfg.cosine),

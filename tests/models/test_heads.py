@@ -140,3 +140,30 @@ def test_head_state_dict_round_trip_and_determinism(tmp_path):
             assert torch.equal(a, b)
         assert torch.equal(head(eeg, targets)[1], head(eeg, targets)[1])
         assert torch.equal(_head(seed=0).eval()(eeg, targets)[1], head(eeg, targets)[1])
+
+
+def test_normalised_layers_make_the_weights_impossible_to_absorb():
+    """SAMGA's head (no normalisation): scaling one layer's projector by c is the same model as multiplying that
+    layer's weight by c, so the loss cannot tell the weights from the projectors' scales. With ``normalize_layers``
+    each projected layer is a unit vector: a projector's scale changes nothing, only the weights set the mix."""
+    targets, subject = torch.randn(4, 5, 12), torch.tensor([0, 1, 2, 0])
+    for normalize in (False, True):
+        head = _head(normalize_layers=normalize).eval()
+        with torch.no_grad():
+            before = head.encode_targets(targets, subject)
+            head.target_layers[2].weight.mul_(7.0)
+            head.target_layers[2].bias.mul_(7.0)
+            after = head.encode_targets(targets, subject)
+            if normalize:
+                torch.testing.assert_close(after, before)
+                norms = head.project_layers(targets).norm(dim=-1)
+                torch.testing.assert_close(norms, torch.ones(4, 5))
+            else:
+                assert (after - before).abs().max() > 0.1
+    # The weights still set the mix: all weight on one layer gives that layer's unit vector.
+    head = _head(normalize_layers=True, init_logits=[0.0, 0.0, 50.0, 0.0, 0.0]).eval()
+    with torch.no_grad():
+        layers = head.project_layers(targets)
+        torch.testing.assert_close(head.router.combine(layers), layers[:, 2], atol=1e-6, rtol=0)
+    # State-dict keys are those of SAMGA's head: checkpoints load either way.
+    assert set(_head(normalize_layers=True).state_dict()) == set(_head().state_dict())

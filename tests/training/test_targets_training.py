@@ -206,3 +206,36 @@ def test_early_stopping_patience_starts_after_the_mmd_stage(root, tmp_path, monk
     rows = [json.loads(x) for x in (tmp_path / "p" / "metrics.jsonl").read_text().splitlines()]
     # epochs 0-1 MMD (flat, no patience used), epoch 2 the first InfoNCE epoch (flat: patience 1 spent) -> stop
     assert [r["epoch"] for r in rows] == [0, 1, 2] and "train_img" in rows[2]
+
+
+def test_router_options_reach_the_head_and_the_optimizer():
+    """``router.normalize`` builds the head with normalised layers; ``router.lr`` puts the router's parameters (and
+    only them) in an AdamW group of their own; both are checked when the config is made."""
+    from eegdecode.training.step import make_optimizer
+    from eegdecode.training.trainer import build_model
+
+    router = {"embed_dim": 8, "mid_dim": 16, "normalize": True, "lr": 0.05}
+    cfg = _cfg(target=_target(layers=["block:2", "block:5"], combine="router", router=router),
+               loss_options={"w_txt": 0})  # fmt: skip
+    model = build_model(cfg, 17, 75, (2, 48), n_subjects=2)
+    assert model.head.normalize_layers is True
+    opt = make_optimizer(model, 1e-3, 0.01, torch.device("cpu"), router_lr=0.05)
+    main, routed = opt.param_groups
+    assert (main["lr"], routed["lr"]) == (1e-3, 0.05) and routed["weight_decay"] == main[
+        "weight_decay"
+    ] == 0.01
+    assert {id(p) for p in routed["params"]} == {id(p) for p in model.head.router.parameters()}
+    assert len(main["params"]) + len(routed["params"]) == len(list(model.parameters()))
+    # SAMGA's defaults: no normalisation, one group at the run's rate.
+    default = build_model(_cfg(target=_target(layers=["block:2", "block:5"], combine="router"),
+                               loss_options={"w_txt": 0}), 17, 75, (2, 48), n_subjects=2)  # fmt: skip
+    assert default.head.normalize_layers is False
+    assert len(make_optimizer(default, 1e-3, 0.01, torch.device("cpu")).param_groups) == 1
+    with pytest.raises(ValueError, match="no LayerRouter"):
+        make_optimizer(default.encoder, 1e-3, 0.01, torch.device("cpu"), router_lr=0.05)
+    for bad, match in (({"normalize": "yes"}, "target.router.normalize: 'yes'"),
+                       ({"lr": 0}, "target.router.lr: 0; expected a positive number"),
+                       ({"lr": True}, "target.router.lr: True"),
+                       ({"learning_rate": 1.0}, "unknown target.router options")):  # fmt: skip
+        with pytest.raises(ConfigError, match=match):
+            _cfg(target=_target(layers=["block:2", "block:5"], combine="router", router=bad))
