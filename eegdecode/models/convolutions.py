@@ -19,10 +19,11 @@ projection and a 1-input-channel convolution over windows are matrix products. O
 (:meth:`_ShallowConv.fused_forward`): the same function of the same parameters (float rounding aside; tests compare
 outputs, input and parameter gradients and the batch-norm statistics with the layer-by-layer forward), computed
 from the stored weights at every call so the state dict, the parameters and their gradients are unchanged, and
-about 3x faster for TS-conv on a 2-core CPU (oneDNN's backward of the 1-input-channel 1 x 25 convolution over
-the full 226-sample output was most of NervformerV2's and ATMS_50's step). Dropout draws the same mask as the
-layer-by-layer forward (it runs on the same logical shape). Other devices keep the layer-by-layer forward (not
-measured there); set ``fused = False`` on a block to force it.
+about 3x faster for TS-conv on a 2-core CPU (the convolutions, mostly oneDNN's backward of the
+1-input-channel 1 x 25 one over the full 226-sample output, were 46% of a NervformerV2 training step). Dropout
+draws the same mask as the layer-by-layer forward from the same seed (it runs on a contiguous copy of the same
+feature map). Other devices keep the layer-by-layer forward (not measured there); ``set_fused(model, False)``
+(or ``fused = False`` on a block) forces it everywhere.
 
 Sources: Song et al., NICE-EEG (ICLR 2024) ``Enc_eeg``/``PatchEmbedding``; Li et al., ATM (NeurIPS 2024);
 Chen et al., MUSE (``ChiShengChen/MUSE_EEG``); as used in ``ChiShengChen/EEG_gen_img_NECOMIMI``.
