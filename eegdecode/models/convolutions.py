@@ -12,18 +12,18 @@ Either may end in a 1 x 1 convolution ("projection", used by NICE, ATM and MUSE;
 With 250 samples the pooled sequence has 36 tokens: 250 - 25 + 1 = 226 samples, (226 - 51) // 5 + 1 = 36.
 Every size here is computed from ``n_chans`` and ``n_times``.
 
-**Fused forward (CPU).** The temporal convolution and the average pooling after it are both linear, with nothing
-between them, so together they are one convolution of width ``25 + 51 - 1 = 75`` and stride 5 whose kernel is the
-stored kernel box-filtered (:func:`box_filtered_kernel`); the (n_chans x 1) spatial convolution, the 1 x 1
-projection and a 1-input-channel convolution over windows are matrix products. On CPU both blocks run that way
-(:meth:`_ShallowConv.fused_forward`): the same function of the same parameters (float rounding aside; tests compare
-outputs, input and parameter gradients and the batch-norm statistics with the layer-by-layer forward), computed
-from the stored weights at every call so the state dict, the parameters and their gradients are unchanged, and
-about 3x faster for TS-conv on a 2-core CPU (the convolutions, mostly oneDNN's backward of the
-1-input-channel 1 x 25 one over the full 226-sample output, were 46% of a NervformerV2 training step). Dropout
-draws the same mask as the layer-by-layer forward from the same seed (it runs on a contiguous copy of the same
-feature map). Other devices keep the layer-by-layer forward (not measured there); ``set_fused(model, False)``
-(or ``fused = False`` on a block) forces it everywhere.
+**Fused forward (CPU).** The temporal convolution and the average pooling after it are both linear, with
+nothing between them, so together they are one convolution of width ``25 + 51 - 1 = 75`` and stride 5 whose
+kernel is the stored kernel box-filtered (:func:`box_filtered_kernel`); the (n_chans x 1) spatial convolution,
+the 1 x 1 projection and a 1-input-channel convolution over windows are matrix products. On CPU both blocks
+run that way (:meth:`_ShallowConv.fused_forward`): the same function of the same parameters (float rounding
+aside; tests compare outputs, input and parameter gradients and the batch-norm statistics with the
+layer-by-layer forward), computed from the stored weights at every call so the state dict, the parameters and
+their gradients are unchanged, and about 3x faster for TS-conv on a 2-core CPU (the convolutions, mostly
+oneDNN's backward of the 1-input-channel 1 x 25 one over the full 226-sample output, were 46% of a
+NervformerV2 training step). Dropout draws the same mask as the layer-by-layer forward from the same seed (it
+runs on a contiguous copy of the same feature map). Other devices keep the layer-by-layer forward (not
+measured there); ``set_fused(model, False)`` (or ``fused = False`` on a block) forces it everywhere.
 
 Sources: Song et al., NICE-EEG (ICLR 2024) ``Enc_eeg``/``PatchEmbedding``; Li et al., ATM (NeurIPS 2024);
 Chen et al., MUSE (``ChiShengChen/MUSE_EEG``); as used in ``ChiShengChen/EEG_gen_img_NECOMIMI``.
@@ -43,9 +43,9 @@ POOL_STRIDE = 5
 def box_filtered_kernel(weight: torch.Tensor, pool_kernel: int) -> torch.Tensor:
     """Kernel of a temporal convolution followed by an average pooling, as one convolution.
 
-    ``avg_pool(conv(x, w), p, s) = conv(x, w * box_p, stride=s)``: the effective kernel is the full convolution
-    of ``w`` with a box of ``p`` taps of height ``1 / p`` (width ``k + p - 1``). The bias passes through the
-    pooling unchanged.
+    ``avg_pool(conv(x, w), p, s) = conv(x, w * box_p, stride=s)``: the effective kernel is the full
+    convolution of ``w`` with a box of ``p`` taps of height ``1 / p`` (width ``k + p - 1``). The bias passes
+    through the pooling unchanged.
 
     Parameters
     ----------
@@ -160,13 +160,13 @@ class _ShallowConv(nn.Module):
 
     @staticmethod
     def _norm_elu(norm: nn.BatchNorm2d, elu: nn.ELU, h: torch.Tensor) -> torch.Tensor:
-        """Batch norm (statistics over every position, as on the feature map) and ELU of ``(..., n_filters)``."""
+        """Batch norm (statistics over every position, as on the feature map) and ELU of ``(..., F)``."""
         shape = h.shape
         return elu(norm(h.reshape(-1, shape[-1], 1, 1))).reshape(shape)
 
     def _drop_to_tokens(self, dropout: nn.Dropout, h: torch.Tensor) -> torch.Tensor:
-        """Dropout of ``(batch, n_tokens, n_filters)`` on the layer-by-layer forward's (contiguous) feature map,
-        so that it draws the same mask from the same seed, then the projection as a matrix product."""
+        """Dropout of ``(batch, n_tokens, n_filters)`` on the layer-by-layer forward's (contiguous) feature
+        map, so that it draws the same mask from the same seed, then the projection as a matrix product."""
         h = dropout(h.transpose(1, 2).unsqueeze(2).contiguous()).squeeze(2).transpose(1, 2)
         if self.projection is not None:
             h = F.linear(h, self.projection.weight.flatten(1), self.projection.bias)

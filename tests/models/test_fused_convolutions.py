@@ -1,8 +1,8 @@
 """The fused CPU forward of the shallow convolution blocks computes the layer-by-layer forward's function.
 
-Compared in training mode (batch statistics, dropout drawn from the same seed) and in eval mode: outputs, input
-gradients, every parameter's gradient and the batch-norm running statistics, for the blocks and for the whole
-NervformerV2, ATMS_50, NICE_EEG and MUSE_EEG encoders.
+Compared in training mode (batch statistics, dropout drawn from the same seed) and in eval mode: outputs,
+input gradients, every parameter's gradient and the batch-norm running statistics, for the blocks and for the
+whole NervformerV2, ATMS_50, NICE_EEG and MUSE_EEG encoders.
 """
 
 import copy
