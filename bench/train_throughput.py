@@ -3,7 +3,8 @@
 (a) seed-style, written here as the original repositories train (ATM ``Retrieval/ATMS_retrieval.py``, NICE, the
     NERV scripts): the subject's training trials as one float32 tensor in RAM, a per-sample ``torch.utils.data.Dataset``,
     ``DataLoader(shuffle=True)`` with the default collate, AdamW, a CLIP loss on the image features, ``loss.item()``
-    every step, fp32;
+    every step, fp32, and the encoder's layer-by-layer forward (convolution, then pooling, ..., as the original
+    classes run; ``eegdecode.models.convolutions.set_fused(model, False)``);
 (b) the project's trainer: ``eegdecode.training.trainer.train_fold`` for one epoch (its own loader, loss, optimizer,
     AMP on CUDA), timed by the trainer's ``timing.jsonl``; the checkpoint writes inside that epoch are timed apart and
     taken out (column ``ours``; ``ours+ckpt`` keeps them).
@@ -50,6 +51,7 @@ from eegdecode.data.paths import DatasetPaths  # noqa: E402
 from eegdecode.data.simulate import custom_preset, simulate_dataset  # noqa: E402
 from eegdecode.embeddings.store import load_features  # noqa: E402
 from eegdecode.models import build_encoder  # noqa: E402
+from eegdecode.models.convolutions import set_fused  # noqa: E402
 from eegdecode.training import trainer  # noqa: E402
 
 DEFAULT_MODELS = ["NervformerV2", "ATMS_50", "NICE_EEG", "MUSE_EEG", "EEGProject", "TSConv"]
@@ -120,6 +122,7 @@ def seed_clip_loss(x: torch.Tensor, y: torch.Tensor, logit_scale: torch.Tensor) 
 def run_seed_style(name: str, eeg, img, batch: int, device: torch.device, seed: int) -> dict:
     torch.manual_seed(seed)
     model = build_encoder(name, eeg.shape[1], eeg.shape[2], img.shape[1]).to(device)
+    set_fused(model, False)  # the original classes' layer-by-layer forward
     scale = getattr(model, "logit_scale", None)
     if scale is None:
         scale = torch.nn.Parameter(torch.tensor(math.log(1 / 0.07), device=device))
