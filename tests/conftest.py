@@ -32,3 +32,22 @@ def tiny_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("sim_tiny")
     simulate_with_ceiling(root, "tiny", n_subjects=2, seed=0, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def learning_root(tmp_path_factory):
+    """A simulated data set big enough for short training runs to learn, written once per test session.
+
+    ``small``'s training design (200 concepts x 5 images x 4 repetitions: 1,000 training images) with ``tiny``'s test
+    design (20 concepts x 20 repetitions: the full gallery is 20-way, chance 5%), 32-pixel images, one subject,
+    seed 0; about 15 s to simulate. Used by the learning tests (``tests/training/test_learning.py``,
+    ``tests/training/test_recipe_learning.py``). Tests must not modify it.
+    """
+    from eegdecode.data.simulate import Preset
+    from eegdecode.evaluation.ceiling import simulate_with_ceiling
+
+    preset = Preset(n_train_concepts=200, images_per_concept=5, n_train_reps=4, n_test_concepts=20, n_test_reps=20,
+                    image_size=32)  # fmt: skip
+    root = tmp_path_factory.mktemp("sim_learning")
+    simulate_with_ceiling(root, preset, n_subjects=1, seed=0, progress=False)
+    return root

@@ -6,8 +6,9 @@ over these 20 queries is 5% +/- 5%); the 2-way threshold (mean over 20 seeded dr
 
 NICE_EEG learns on ``tiny`` itself (60 training concepts). NervformerV2 (11.9M parameters) does not: on 240
 training images it stays at chance whatever the schedule (measured 5-15% 20-way over learning rates and batch
-sizes). Its test uses tiny's test design (20 concepts x 20 repetitions) with the ``small`` training design
-(200 concepts x 5 images x 4 repetitions, 15 s to simulate), the UBP input (17 posterior channels) and the first
+sizes). Its test uses the session's ``learning_root`` (tests/conftest.py: tiny's test design, 20 concepts x 20
+repetitions, with the ``small`` training design, 200 concepts x 5 images x 4 repetitions, 15 s to simulate; shared
+with tests/training/test_recipe_learning.py), the UBP input (17 posterior channels) and the first
 500 ms (17 x 125), which is where the simulated evoked components are: 4 epochs take about 30 s on one thread.
 Measured 20-way top-1 after 4 epochs with seeds 0 / 1 / 2: 50% / 35% / 20%; 2-way 0.90 / 0.93 / 0.91.
 
@@ -22,31 +23,9 @@ averages (one fixed noise per image, which the encoder can memorise) block 0 get
 after 16 epochs).
 """
 
-import pytest
-
 from eegdecode.data.datasets import DataOptions, make_folds
 from eegdecode.data.paths import DatasetPaths
-from eegdecode.data.simulate import Preset
 from eegdecode.training.trainer import TrainConfig, train_fold
-
-# small's training design, tiny's test design.
-LEARNING_PRESET = Preset(
-    n_train_concepts=200,
-    images_per_concept=5,
-    n_train_reps=4,
-    n_test_concepts=20,
-    n_test_reps=20,
-    image_size=32,
-)
-
-
-@pytest.fixture(scope="module")
-def learning_root(tmp_path_factory):
-    from eegdecode.evaluation.ceiling import simulate_with_ceiling
-
-    root = tmp_path_factory.mktemp("sim_learning")
-    simulate_with_ceiling(root, LEARNING_PRESET, n_subjects=1, seed=0, progress=False)
-    return root
 
 
 def _check(res, model, min_top1, min_2way):
