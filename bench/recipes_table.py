@@ -34,6 +34,7 @@ import argparse
 import copy
 import datetime
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -157,6 +158,8 @@ class Bench:
                                  progress=False)  # fmt: skip
                 seconds = round(time.perf_counter() - t0, 1)
                 write_json(run_dir / "bench.json", {"seconds": seconds, "row": row, "group": group})
+                if getattr(self.args, "drop_checkpoints", False) and (run_dir / "checkpoints").is_dir():
+                    shutil.rmtree(run_dir / "checkpoints")  # the table needs results.json and the logs only
         except Exception as err:  # report the failure in the table, go on with the others
             import traceback
 
@@ -427,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
         help="where training batches are gathered (TrainConfig.batches; host keeps the peak lower)",
     )
     p.add_argument("--reuse", action="store_true", help="reuse runs whose results.json exists under --out")
+    p.add_argument("--drop-checkpoints", action="store_true",
+                   help="delete each run's checkpoints/ once it has its results.json (disk)")  # fmt: skip
     p.add_argument("--table-only", action="store_true",
                    help="train nothing: the table of the runs under --out that have a results.json (the others are"
                    " listed as not run)")  # fmt: skip

@@ -75,7 +75,7 @@ def test_ridge_config_replaces_the_router_and_the_blur_rule(bench):
 def _bench_args(root, out, **kw):
     args = dict(data_root=str(root), out=str(out), subjects=2, subject_list=[1, 2], test_subjects=None,
                 loso_subjects=None, loso=False, epochs_cap=1, cap_for={}, device="cpu", batches="auto",
-                reuse=False, table_only=False)  # fmt: skip
+                reuse=False, table_only=False, drop_checkpoints=True)  # fmt: skip
     return SimpleNamespace(**(args | kw))
 
 
@@ -86,10 +86,14 @@ def test_table_only_reads_finished_runs_with_their_seconds_and_skips_the_rest(be
     first = bench.Bench(_bench_args(tiny_root, tmp_path))
     ran = first.run("neurobridge - ridge", "recipe", ridge, "intra", 1, bench.RIDGE_SEED)
     assert ran is not None and ran["seconds"] > 0 and ran["kway"]
+    run_dir = Path(ran["run_dir"])
+    assert (run_dir / "results.json").exists() and not (run_dir / "checkpoints").exists()
     again = bench.Bench(_bench_args(tiny_root, tmp_path, table_only=True))
     read = again.run("neurobridge - ridge", "recipe", ridge, "intra", 1, bench.RIDGE_SEED)
     assert read["seconds"] == ran["seconds"] and read["kway"] == ran["kway"]  # read back, not run again
-    assert again.run("neurobridge - ridge", "recipe", ridge, "intra", 2, bench.RIDGE_SEED) is None  # never ran
+    assert (
+        again.run("neurobridge - ridge", "recipe", ridge, "intra", 2, bench.RIDGE_SEED) is None
+    )  # never ran
     assert [r["subject"] for r in again.records] == [1]
     (row,) = [r for r in bench.aggregate(again.records) if r["model"] == "ridge"]
     assert row["n_runs"] == 1 and row["seconds"] == ran["seconds"]
