@@ -347,10 +347,16 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def best_block_by_ridge(bench: Bench, base: dict[str, Any], subject: int) -> tuple[str, dict[str, float]]:
-    """The block whose ridge validation top-1 is highest (validation concepts, never the test set)."""
+#: the ablation rows, by the name ``--ablation-rows`` gives them
+ABLATION_ROWS = ("base", "best", "routed", "blur", "channels", "trial")
+
+
+def best_block_by_ridge(bench: Bench, base: dict[str, Any], subject: int,
+                        blocks: list[int] | None = None) -> tuple[str, dict[str, float]]:  # fmt: skip
+    """The block (of ``blocks``, default all 12) whose ridge validation top-1 is highest (validation concepts,
+    never the test set)."""
     scores = {}
-    for i in range(12):
+    for i in range(12) if blocks is None else blocks:
         cfg = ridge_config(base)
         cfg["target"]["layers"] = [f"block:{i}"]
         cfg["target"]["pooling"] = "cls"
@@ -362,7 +368,9 @@ def best_block_by_ridge(bench: Bench, base: dict[str, Any], subject: int) -> tup
     return max(scores, key=scores.get), scores
 
 
-def ablation_runs(bench: Bench, protocol: str, subject: int, seeds: list[int], best_block: str) -> None:
+def ablation_runs(bench: Bench, protocol: str, subject: int, seeds: list[int], best_block: str | None,
+                  rows: list[str] | None = None) -> None:  # fmt: skip
+    """The ablation rows (``rows``: names of :data:`ABLATION_ROWS`, default all; ``best`` needs ``best_block``)."""
     from eegdecode.training.recipes import recipe_config
 
     base = recipe_config(ABLATION_BASE, simulated=True, protocol="intra")
@@ -373,21 +381,20 @@ def ablation_runs(bench: Bench, protocol: str, subject: int, seeds: list[int], b
     base["data"]["train_unit"] = "average"
     base["early_stopping"] = None
     router = recipe_config(ROUTER_RECIPE, simulated=True, protocol="intra")["target"]
-    variants: dict[str, dict[str, Any]] = {
-        "base: embedding, no blur, 17 ch, averaged": {},
-        f"best single block ({best_block}, by ridge validation)": {
-            "target": {"layers": [best_block], "pooling": "cls"}
-        },
-        "routed blocks (samga's, router)": {
-            "target": {k: router[k] for k in ("layers", "pooling", "combine", "router")}
-        },
-        "blur ubp (uncertainty rule)": {"target": {"blur": ["ubp"], "blur_rule": "uncertainty"}},
-        "63 channels": {"data": {"channels": "all"}},
-        "single-trial training": {"data": {"train_unit": "trial"}},
-    }
+    variants: dict[str, tuple[str, dict[str, Any]]] = {
+        "base": ("base: embedding, no blur, 17 ch, averaged", {}),
+        "best": (f"best single block ({best_block}, by ridge validation)",
+                 {"target": {"layers": [best_block], "pooling": "cls"}}),
+        "routed": ("routed blocks (samga's, router)",
+                   {"target": {k: router[k] for k in ("layers", "pooling", "combine", "router")}}),
+        "blur": ("blur ubp (uncertainty rule)", {"target": {"blur": ["ubp"], "blur_rule": "uncertainty"}}),
+        "channels": ("63 channels", {"data": {"channels": "all"}}),
+        "trial": ("single-trial training", {"data": {"train_unit": "trial"}}),
+    }  # fmt: skip
     from eegdecode.training.recipes import merge
 
-    for row, change in variants.items():
+    chosen = [k for k in ABLATION_ROWS if (rows is None or k in rows) and (k != "best" or best_block)]
+    for row, change in (variants[k] for k in chosen):
         cfg = merge(base, change)
         for seed in seeds:
             bench.run(row, "ablation", cfg, protocol, subject, seed)
@@ -430,6 +437,21 @@ def main(argv: list[str] | None = None) -> int:
                    " --out)")  # fmt: skip
     p.add_argument("--ablations", action="store_true", help="add the EEGProject ablations")
     p.add_argument("--ablations-only", action="store_true", help="skip the recipe rows")
+    p.add_argument(
+        "--ablation-rows",
+        nargs="*",
+        choices=ABLATION_ROWS,
+        default=None,
+        help="only these ablation rows (default: all; several processes can share one --out)",
+    )
+    p.add_argument(
+        "--scan-blocks",
+        nargs="*",
+        type=int,
+        default=None,
+        metavar="I",
+        help="the blocks the ridge layer scan tries for the best single block (default: 0 ... 11)",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument(
         "--batches",
@@ -485,19 +507,25 @@ def main(argv: list[str] | None = None) -> int:
 
         base = rc(ABLATION_BASE, simulated=True)
         base["data"]["channels"], base["data"]["train_unit"] = "posterior17", "average"
+        wanted = args.ablation_rows or list(ABLATION_ROWS)
         try:
-            best, scan = best_block_by_ridge(bench, base, tests[0])
+            best, scan = (
+                best_block_by_ridge(bench, base, tests[0], args.scan_blocks)
+                if "best" in wanted
+                else (None, {})
+            )
         except RuntimeError:
             if not args.table_only:
                 raise
             best, scan = None, None
             print("not run: the layer scan (no ablations in the table)", flush=True)
-        if best is not None:
-            print(f"ridge validation top-1 per block: {scan}; best {best}", flush=True)
-            bench.ablation_scan = scan
+        if scan is not None:
+            if scan:
+                print(f"ridge validation top-1 per block: {scan}; best {best}", flush=True)
+                bench.ablation_scan = scan
             for protocol in protocols:
                 for subject in tests:
-                    ablation_runs(bench, protocol, subject, args.seeds, best)
+                    ablation_runs(bench, protocol, subject, args.seeds, best, wanted)
 
     import os
 

@@ -97,3 +97,31 @@ def test_table_only_reads_finished_runs_with_their_seconds_and_skips_the_rest(be
     assert [r["subject"] for r in again.records] == [1]
     (row,) = [r for r in bench.aggregate(again.records) if r["model"] == "ridge"]
     assert row["n_runs"] == 1 and row["seconds"] == ran["seconds"]
+
+
+class _Recorder:
+    """A stand-in for Bench that records what would run."""
+
+    def __init__(self):
+        self.calls = []
+
+    def run(self, row, group, cfg, protocol, subject, seed, extra=None):
+        self.calls.append((row, cfg["model"], cfg["data"]["channels"], cfg["data"]["train_unit"], seed))
+
+
+def test_ablation_rows_choose_what_runs_and_best_needs_a_block(bench):
+    rec = _Recorder()
+    bench.ablation_runs(rec, "intra", 1, [0, 1], None, ["base", "best", "channels"])
+    assert rec.calls == [
+        ("base: embedding, no blur, 17 ch, averaged", "EEGProject", "posterior17", "average", 0),
+        ("base: embedding, no blur, 17 ch, averaged", "EEGProject", "posterior17", "average", 1),
+        ("base - ridge", "ridge", "posterior17", "average", bench.RIDGE_SEED),
+        ("63 channels", "EEGProject", "all", "average", 0),
+        ("63 channels", "EEGProject", "all", "average", 1),
+    ]  # no "best" row without a block
+    rec = _Recorder()
+    bench.ablation_runs(rec, "loso", 1, [0], "block:7", None)
+    assert [c[0] for c in rec.calls] == [
+        "base: embedding, no blur, 17 ch, averaged", "best single block (block:7, by ridge validation)",
+        "routed blocks (samga's, router)", "blur ubp (uncertainty rule)", "63 channels", "single-trial training",
+    ]  # fmt: skip
