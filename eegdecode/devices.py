@@ -26,3 +26,30 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
             f"Invalid value for device: {device!r}; CUDA is not available here, use 'cpu' or 'auto'"
         )
     return resolved
+
+
+#: allocations of at least this many bytes get pages of their own from the system (see :func:`return_freed_memory`)
+HEAP_MMAP_THRESHOLD = 1 << 20
+
+
+def return_freed_memory(threshold: int = HEAP_MMAP_THRESHOLD) -> bool:
+    """Make glibc's allocator give large freed blocks back to the system, for training on the CPU.
+
+    By default glibc raises its threshold for serving an allocation from fresh pages to the size of the last
+    such block freed (up to 32 MiB), so the many 1-32 MiB tensors of a CPU training step (activations, gradients,
+    a batch) end up in the heap, where freed blocks stay resident and fragment: on a full-scale subject this kept
+    about 300 MB more resident after the first epoch than during it. A fixed threshold (``mallopt(M_MMAP_THRESHOLD)``;
+    it also stops the adjustment) returns each such block when it is freed. Values are not affected. Returns
+    whether the setting was applied (``False`` where the C library is not glibc).
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_mmap_threshold = -3  # glibc's <malloc.h>
+    return bool(mallopt(ctypes.c_int(m_mmap_threshold), ctypes.c_int(int(threshold))))

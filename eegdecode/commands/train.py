@@ -108,7 +108,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--batches",
         choices=("auto", "device", "host"),
         help="training EEG resident on the device (GPU, or RAM on CPU), gathered from the host cache, or auto "
-        "(device when it fits in half the free memory; the default); same batches either way",
+        "(the default: host on CPU; on a GPU device when it fits in half its free memory); same batches either way",
     )
     p.add_argument(
         "--checkpoint-every",

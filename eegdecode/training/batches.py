@@ -8,12 +8,12 @@ changes speed, not results:
   dtype, or repetition means in float32) is copied to the training device once; each batch is
   gathered there by index (one indexing op per tensor, no host work, no host synchronisation). On CPU the
   "device" is RAM.
-- :class:`HostBatches`: each batch is gathered from the memory-mapped cache on the host (single trials kept in
-  float16), in a background thread that prepares the next batch while the device computes, pinned when the
+- :class:`HostBatches`: each batch is gathered from the cache files on the host (single trials kept in float16;
+  positional reads, :func:`eegdecode.data.cache.gather`, so no page of the file stays resident), in a background thread that prepares the next batch while the device computes, pinned when the
   device is a GPU, and converted on the device.
 
-:func:`make_batch_source` picks one (``TrainConfig.batches``: ``auto`` takes the device when the data fit in half
-its free memory).
+:func:`make_batch_source` picks one (``TrainConfig.batches``; ``auto``: :func:`auto_batches`, the host on the CPU,
+the device on an accelerator when the data fit in half its free memory).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from eegdecode.data.cache import gather
 from eegdecode.data.datasets import SubjectData, TrialDataset, epoch_batches
 from eegdecode.data.things_eeg2 import release_pages
 
@@ -48,9 +49,10 @@ class Batch:
 class DeviceBatches:
     """Every training sample of the fold resident on ``device``; batches gathered there.
 
-    Memory: single trials take ``n_subjects x n_images x n_reps x chans x times`` values of the cache's dtype
-    (2.1 GB for a full-scale subject at 63 x 250 in float16); repetition means take ``n_subjects x n_images x chans
-    x times`` float32 values.
+    Only the images the dataset samples are copied (the validation images, 5% of a subject, are not training
+    samples). Memory: single trials take ``n_subjects x n_train_images x n_reps x chans x times`` values of the
+    cache's dtype (1.98 GB for a full-scale subject's 15,710 training images at 63 x 250 in float16); repetition
+    means take ``n_subjects x n_train_images x chans x times`` float32 values.
     """
 
     def __init__(self, dataset: TrialDataset, batch_size: int, seed: int, device: torch.device, rank: int = 0,
@@ -58,21 +60,25 @@ class DeviceBatches:
         self.n, self.batch_size, self.seed = len(dataset), batch_size, seed
         self.rank, self.world, self.drop_last = rank, world, drop_last
         self.device, self.unit = device, dataset.unit
-        self.n_images = dataset.image_concept.size
+        images = _sampled_images(dataset)
+        row = np.full(dataset.image_concept.size, -1, dtype=np.int64)  # image -> its row in the resident copy
+        row[images] = np.arange(images.size)
+        self.n_rows = images.size
+        self.row = torch.as_tensor(row, device=device)
         self.index = torch.as_tensor(dataset.index, device=device)
         self.layer = torch.as_tensor(dataset.layers, dtype=torch.long, device=device)
-        blocks = [_resident(s, dataset.unit, device, chunk) for s in dataset.subjects]
+        blocks = [_resident(s, images, dataset.unit, device, chunk) for s in dataset.subjects]
         self.data = blocks[0] if len(blocks) == 1 else torch.cat(blocks)
 
     @staticmethod
     def nbytes(dataset: TrialDataset) -> int:
         """Bytes the resident copy of ``dataset`` takes on the device."""
         s = dataset.subjects[0]
-        n_img, n_reps = s.cache.train.shape[:2]
+        n_reps = s.cache.train.shape[1]
         per_image = (
             s.n_chans * s.n_times * (n_reps * s.cache.train.dtype.itemsize if dataset.unit == "trial" else 4)
         )
-        return len(dataset.subjects) * n_img * per_image
+        return len(dataset.subjects) * _sampled_images(dataset).size * per_image
 
     def __len__(self) -> int:
         return len(self._batches(0))
@@ -94,9 +100,14 @@ class DeviceBatches:
             sample = order[start : start + len(b)]
             start += len(b)
             subject, image, rep = self.index[sample].unbind(1)
-            flat = subject * self.n_images + image
+            flat = subject * self.n_rows + self.row[image]
             eeg = self.data[flat, rep] if self.unit == "trial" else self.data[flat]
             yield Batch(eeg.float(), self.layer[subject], image, sample)
+
+
+def _sampled_images(dataset: TrialDataset) -> np.ndarray:
+    """The images (sorted) of which ``dataset`` has samples: the same for every subject of a fold."""
+    return np.unique(dataset.index[:, 1])
 
 
 def _dataloader_seed_draw() -> None:
@@ -108,23 +119,27 @@ def _dataloader_seed_draw() -> None:
         torch.empty((), dtype=torch.int64).random_()
 
 
-def _resident(subject: SubjectData, unit: str, device: torch.device, chunk: int) -> torch.Tensor:
-    """One subject's training EEG on ``device``: (n_images, n_reps, chans, times) in the cache dtype for single
-    trials, (n_images, chans, times) float32 repetition means otherwise (the values the host path computes)."""
+def _resident(
+    subject: SubjectData, images: np.ndarray, unit: str, device: torch.device, chunk: int
+) -> torch.Tensor:
+    """One subject's training EEG of ``images`` (sorted) on ``device``: (n_images, n_reps, chans, times) in the
+    cache dtype for single trials, (n_images, chans, times) float32 repetition means otherwise (the values the host
+    path computes). Read ``chunk`` images at a time, the mapped file's pages released after each."""
     arr = subject.cache.train
-    n_img, n_reps = arr.shape[:2]
+    n_img, n_reps = images.size, arr.shape[1]
     if unit == "trial":
         dtype = torch.float16 if arr.dtype == np.float16 else torch.float32
         out = torch.empty((n_img, n_reps, subject.n_chans, subject.n_times), dtype=dtype, device=device)
     else:
         out = torch.empty((n_img, subject.n_chans, subject.n_times), dtype=torch.float32, device=device)
     for start in range(0, n_img, chunk):
-        images = np.arange(start, min(n_img, start + chunk))
+        block_images = images[start : start + chunk]
         if unit == "trial":
-            block = np.ascontiguousarray(arr[images][:, :, subject._ch_sel, subject.t_idx])
+            block = np.ascontiguousarray(gather(arr, block_images)[:, :, subject._ch_sel, subject.t_idx])
         else:
-            block = subject.read("train", images)
-        out[start : start + len(images)] = torch.from_numpy(block).to(device)
+            block = subject.read("train", block_images)
+        out[start : start + len(block_images)] = torch.from_numpy(block).to(device)
+        del block
         release_pages(arr)  # copied: the mapped file's pages need not stay in this process's resident set
     return out
 
@@ -156,6 +171,8 @@ class HostBatches:
 
     def _read(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         items = self.dataset.__getitems__(idx)
+        for s in self.dataset.subjects:  # gathered (a copy): the batch's mapped pages need not stay resident
+            release_pages(s.cache.train)
         items["sample"] = torch.from_numpy(np.asarray(idx, dtype=np.int64))
         if self.pin:
             items = {k: v.pin_memory() for k, v in items.items()}
@@ -216,12 +233,22 @@ def _free_bytes(device: torch.device) -> int:
         return 0
 
 
+def auto_batches(device: torch.device, need: int, free: int) -> str:
+    """What ``batches="auto"`` picks: on the CPU ``host`` (RAM is the host: a resident copy would duplicate the
+    pages the kernel already caches, 2 GB for a full-scale subject, for no speed: the batches are gathered from
+    RAM either way); on an accelerator ``device`` when the training EEG (``need`` bytes) fits in half its
+    ``free`` memory, else ``host``."""
+    if device.type == "cpu":
+        return "host"
+    return "device" if need <= free // 2 else "host"
+
+
 def make_batch_source(kind: str, dataset: TrialDataset, batch_size: int, seed: int, device: torch.device,
                       rank: int = 0, world: int = 1, drop_last: bool = False):  # fmt: skip
     """The batch source ``kind`` (``auto`` | ``device`` | ``host``) over ``dataset``."""
     if kind == "auto":
         need, free = DeviceBatches.nbytes(dataset), _free_bytes(device)
-        kind = "device" if need <= free // 2 else "host"
+        kind = auto_batches(device, need, free)
         log.info(
             "batches: %s (training EEG %.2f GB, %.2f GB free on %s)", kind, need / 1e9, free / 1e9, device
         )

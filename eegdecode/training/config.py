@@ -6,8 +6,9 @@ Options that change how fast a run goes but not what it computes (``batches``, `
 - ``batches``: where training batches come from. ``"device"``: the fold's training EEG is copied once to the
   training device (the GPU, or RAM on CPU) and every batch is gathered there; ``"host"``: batches are gathered from
   the memory-mapped cache on the host, in a background thread, and copied to the device; ``"auto"`` (default):
-  ``"device"`` when the data fit in half the device's free memory, else ``"host"``. Both give the same batches in
-  the same order, so the same numbers (a test checks it).
+  ``"host"`` on the CPU (a copy in RAM would duplicate the page cache for no speed), and on an accelerator
+  ``"device"`` when the data fit in half its free memory, else ``"host"``. Both give the same batches in the same
+  order, so the same numbers (a test checks it).
 - ``checkpoint_every``: ``last`` (and ``best``, kept in memory meanwhile) are written every N epochs and at the
   end; a killed run resumes from the last one written and redoes the epochs after it, with the same result.
 - ``compile``: ``torch.compile`` the encoder's training forward pass.

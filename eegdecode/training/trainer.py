@@ -48,7 +48,7 @@ from eegdecode.data.datasets import (
 )
 from eegdecode.data.image_set import check_eeg_against_image_set, open_image_set
 from eegdecode.data.paths import DatasetPaths
-from eegdecode.devices import resolve_device
+from eegdecode.devices import resolve_device, return_freed_memory
 from eegdecode.embeddings.store import load_features
 from eegdecode.errors import ConfigError, MissingFileError
 from eegdecode.evaluation.ceiling import load_ceiling
@@ -401,6 +401,8 @@ def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Pa
                   last: dict | None, progress: bool, stop_after_epoch: int | None) -> dict[str, Any]:  # fmt: skip
     """The epoch loop: train (a batch source and a step) -> validate -> log -> checkpoint -> early stop."""
     rank, world = rank_world()
+    if device.type == "cpu":
+        return_freed_memory()  # glibc: the steps' freed tensors go back to the system, not into a fragmented heap
     dataset = TrialDataset(fd.train_subjects, fd.train_images, fd.image_concept,
                            [fold.subject_layer[s.name] for s in fd.train_subjects], cfg.data.train_unit,
                            keep_dtype=True)  # fmt: skip

@@ -211,3 +211,41 @@ def test_prepare_keeps_a_cache_only_subject_and_refuses_to_rebuild_it(subject_co
         prepare_subject(subject_copy, cache_dir, force=True)
     with pytest.raises(MissingFileError, match="as float32"):
         prepare_subject(subject_copy, cache_dir, "float32")
+
+
+def test_gather_reads_the_same_values_as_indexing_the_mapping(tmp_path):
+    """Positional reads of a mapped .npy give exactly what fancy indexing gives: rows (images), single trials
+    (images and repetitions, in any order, repeated), empty selections; views and plain arrays are indexed."""
+    from eegdecode.data.cache import _preadable, gather
+
+    data = np.random.default_rng(0).normal(size=(9, 3, 4, 5)).astype(np.float16)
+    np.save(tmp_path / "a.npy", data)
+    arr = np.load(tmp_path / "a.npy", mmap_mode="r")
+    assert _preadable(arr) and not _preadable(arr[2:]) and not _preadable(data)
+    images, reps = np.array([8, 0, 3, 3, 5]), np.array([2, 0, 1, 1, 2])
+    for a in (arr, data, arr[:]):
+        for got, want in ((gather(a, images), data[images]), (gather(a, images, reps), data[images, reps]),
+                          (gather(a, images[:0], reps[:0]), data[images[:0], reps[:0]])):  # fmt: skip
+            assert got.dtype == np.float16 and got.shape == want.shape and np.array_equal(got, want)
+    view = arr[2:]
+    assert np.array_equal(
+        gather(view, np.array([0, 6])), data[[2, 8]]
+    )  # a view's own offsets, not the file's
+    with pytest.raises(IndexError, match="out of range"):
+        gather(arr, np.array([9]))
+    with pytest.raises(IndexError, match="out of range"):
+        gather(arr, np.array([0]), np.array([3]))
+
+
+def test_gather_names_a_truncated_file(tmp_path):
+    from eegdecode.data.cache import gather
+
+    np.save(tmp_path / "a.npy", np.zeros((4, 2, 3), dtype=np.float32))
+    arr = np.load(tmp_path / "a.npy", mmap_mode="r")
+    size = os.path.getsize(tmp_path / "a.npy")
+    os.truncate(
+        tmp_path / "a.npy", size - 8
+    )  # the mapping was made before: only the reads see the short file
+    assert np.array_equal(gather(arr, np.array([0, 2])), np.zeros((2, 2, 3)))
+    with pytest.raises(DataFormatError, match="a.npy: the file ends before"):
+        gather(arr, np.array([3]))

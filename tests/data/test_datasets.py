@@ -95,3 +95,40 @@ def test_protocol_folds():
         make_folds("across", [1, 2])
     with pytest.raises(ValueError, match="at least two"):
         make_folds("loso", [1])
+
+
+def test_averaged_queries_are_exact_and_independent_of_the_chunk(subjects):
+    """The queries equal the plain mean over the whole array (float32, same summation order), whatever the
+    chunk; the default chunk of a full-scale test set (80 x 63 x 250) is 6 images (one 32 MiB float32 block)."""
+    s1 = SubjectData.open(subjects, 1, DataOptions(channels="posterior17", time_window=(0.1, 0.5)))
+    arr = s1.cache.test
+    for n_reps in (None, 3):
+        reps = slice(0, n_reps or arr.shape[1])
+        expected = np.asarray(arr)[:, reps].astype(np.float32).mean(axis=1)[:, s1.ch_idx][:, :, 25:125]
+        for chunk in (None, 1, 7, 1000):
+            got = averaged_eeg(s1, "test", n_reps=n_reps, chunk=chunk)
+            assert got.dtype == np.float32 and np.array_equal(got, expected), (n_reps, chunk)
+    images = np.array([9, 0, 4])
+    assert np.array_equal(averaged_eeg(s1, "train", images, chunk=2), averaged_eeg(s1, "train")[images])
+
+
+def test_averaged_queries_read_one_block_at_a_time(subjects, monkeypatch):
+    """Full-scale test shape: the default chunk holds 6 images (a 32 MiB float32 block), not 64 (0.5 GB), and only
+    the repetitions averaged are read."""
+    from eegdecode.data import datasets
+
+    s1 = SubjectData.open(subjects, 1)
+    shape = (200, 80, s1.n_chans, s1.n_times)
+    reads = []
+
+    def fake_gather(arr, images, reps=None):
+        reads.append((np.unique(images).size, np.unique(reps).size))
+        return np.zeros((len(images), *shape[2:]), dtype=np.float16)
+
+    monkeypatch.setattr(s1, "split_array", lambda split: np.broadcast_to(np.float16(0), shape))
+    monkeypatch.setattr(datasets, "gather", fake_gather)
+    assert datasets.averaged_eeg(s1, "test").shape == (200, *shape[2:])
+    assert max(n for n, _ in reads) == 6 and sum(n for n, _ in reads) == 200 and {r for _, r in reads} == {80}
+    reads.clear()
+    datasets.averaged_eeg(s1, "test", n_reps=4)
+    assert {r for _, r in reads} == {4} and max(n for n, _ in reads) == 133  # 32 MiB / (4 x 63 x 250 x 4 B)

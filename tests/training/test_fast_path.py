@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,6 +86,9 @@ def test_device_and_host_batches_are_identical(tiny_root, unit):
     dev = make_batch_source("device", ds, 64, 3, cpu)
     host = make_batch_source("host", ds, 64, 3, cpu)
     assert isinstance(dev, DeviceBatches) and isinstance(host, HostBatches) and len(dev) == len(host)
+    # only the training images are resident (validation images are never a sample)
+    assert dev.data.shape[0] == 2 * fd.train_images.size < 2 * fd.image_concept.size
+    assert DeviceBatches.nbytes(ds) == dev.data.nbytes
     for a, b in zip(dev.epoch(1), host.epoch(1), strict=True):
         for field in ("eeg", "subject", "image", "sample"):
             assert torch.equal(getattr(a, field), getattr(b, field)), field
@@ -145,3 +152,92 @@ def test_compiled_training_runs_and_agrees(tiny_root, tmp_path):
     a, b = _rows(tmp_path / "eager")[0], _rows(tmp_path / "compiled")[0]
     assert abs(a["train_total"] - b["train_total"]) < 1e-3 * abs(a["train_total"])
     assert abs(eager["kway"]["k"]["20"]["top1_mean"] - compiled["kway"]["k"]["20"]["top1_mean"]) <= 0.05
+
+
+PAGES_PROBE = """
+import sys, threading, time
+from pathlib import Path
+import numpy as np, torch
+from eegdecode.data.cache import SubjectCache
+from eegdecode.data.channels import THINGS_EEG2_CHANNELS
+from eegdecode.data.datasets import SubjectData, TrialDataset
+from eegdecode.training import batches
+
+def rss_file_mb():
+    fields = dict(line.split(':', 1) for line in open('/proc/self/status'))
+    return int(fields['RssFile'].split()[0]) / 1024
+
+path = sys.argv[1]
+out = np.lib.format.open_memmap(path, mode='w+', dtype=np.float16, shape=(800, 4, 63, 250))
+for i in range(0, 800, 100):
+    out[i:i + 100] = (np.arange(100 * 4 * 63 * 250) % 251).reshape(100, 4, 63, 250) / 64
+del out
+arr = np.load(path, mmap_mode='r')
+meta = {'ch_names': list(THINGS_EEG2_CHANNELS), 'times': list(np.arange(250) / 250), 'subject': 'sub-01'}
+ds = TrialDataset([SubjectData(SubjectCache(arr, arr, meta, Path(path).parent))], np.arange(800), np.repeat(np.arange(80), 10),
+                  keep_dtype=True)
+cpu = torch.device('cpu')
+
+def growth(work):
+    base, peak, done = rss_file_mb(), [0.0], threading.Event()
+    def sample():  # the peak, sampled every millisecond (the host batches' reader is a thread of its own)
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_file_mb() - base)
+            time.sleep(0.001)
+    thread = threading.Thread(target=sample)
+    thread.start()
+    work()
+    done.set()
+    thread.join()
+    return max(peak[0], rss_file_mb() - base)
+
+list(batches.HostBatches(ds, 32, 0, cpu).epoch(1))  # warm-up: torch's code pages are file pages too
+host = growth(lambda: list(batches.HostBatches(ds, 32, 0, cpu).epoch(0)))
+copy = growth(lambda: batches.DeviceBatches(ds, 256, 0, cpu, chunk=100))
+from eegdecode.data import cache  # control: the same epoch read through the mapping, nothing released
+cache._preadable = lambda arr: False
+batches.release_pages = lambda arr: None
+kept = growth(lambda: list(batches.HostBatches(ds, 32, 0, cpu).epoch(0)))
+print(host, copy, kept)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_host_batches_and_the_resident_copy_keep_no_page_of_the_cache(tmp_path):
+    """An epoch of host batches over a 101 MB memory-mapped cache, and the resident copy while it is made, leave
+    (almost) none of the file's pages in the process's resident set (RssFile, in a fresh process): the rows are
+    read with positional reads. The control, the same epoch read through the mapping, makes most of the file
+    resident (a fault maps a whole page-cache folio, up to ~1 MB, around each 31.5 kB trial)."""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", PAGES_PROBE, str(tmp_path / "train.npy")], capture_output=True,
+                         text=True, env=env, check=True)  # fmt: skip
+    host, copy, kept = (float(x) for x in out.stdout.split())
+    assert host < 10 and copy < 10, (host, copy, kept)
+    assert kept > 80, (host, copy, kept)
+
+
+def test_auto_batches_take_the_host_on_cpu_and_the_device_when_it_fits(tiny_root):
+    """On the CPU a resident copy would duplicate the page cache: auto takes the host path however much RAM is
+    free; on an accelerator the device when the data take at most half its free memory."""
+    from eegdecode.training.batches import auto_batches
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    assert auto_batches(cpu, 1, 10**15) == "host"
+    assert auto_batches(gpu, 5, 10) == "device" and auto_batches(gpu, 6, 10) == "host"
+    fd = load_fold_data(DatasetPaths(tiny_root), make_folds("intra", [1])[0], CFG)
+    ds = TrialDataset(fd.train_subjects, fd.train_images, fd.image_concept, [0], "trial", keep_dtype=True)
+    assert isinstance(make_batch_source("auto", ds, 64, 0, cpu), HostBatches)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_return_freed_memory_sets_glibc_threshold():
+    """The setting applies where the C library is glibc (the trainer calls it on CPU; values are unaffected, as the
+    byte-identical comparisons above check with it in force)."""
+    import platform
+
+    from eegdecode.devices import return_freed_memory
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("not glibc")
+    assert return_freed_memory() is True
