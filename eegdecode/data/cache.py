@@ -38,7 +38,7 @@ from eegdecode.data.things_eeg2 import (
     split_file,
 )
 from eegdecode.errors import DataFormatError, MissingFileError, check_option
-from eegdecode.io import file_stamp, read_json, write_json
+from eegdecode.io import _UMASK, file_stamp, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -291,6 +291,7 @@ def _build(source_dir: Path, cache_dir: Path, dtype: str, expected_channels) -> 
             )
         _check_splits_agree(source_dir, parts["train"], parts["test"])
         for split in SPLIT_FILES:
+            os.chmod(tmps[split], 0o666 & ~_UMASK)  # mkstemp made it 0600; the mode open() would give
             os.replace(tmps[split], cache_dir / f"{split}.npy")
     finally:
         for tmp in tmps.values():

@@ -249,3 +249,13 @@ def test_gather_names_a_truncated_file(tmp_path):
     assert np.array_equal(gather(arr, np.array([0, 2])), np.zeros((2, 2, 3)))
     with pytest.raises(DataFormatError, match="a.npy: the file ends before"):
         gather(arr, np.array([3]))
+
+
+def test_cache_arrays_get_the_usual_file_mode(subject_copy, tmp_path):
+    """The cache's arrays go through mkstemp (0600) too; they must end with the mode of any file the user writes."""
+    from eegdecode.io import _UMASK
+
+    cache_dir = tmp_path / "cache"
+    prepare_subject(subject_copy, cache_dir)
+    for name in ("train.npy", "test.npy", "meta.json"):
+        assert ((cache_dir / name).stat().st_mode & 0o777) == 0o666 & ~_UMASK, name
