@@ -21,7 +21,7 @@ import torch
 from eegdecode.data.cache import SubjectCache, ensure_cache, gather
 from eegdecode.data.channels import resolve_channels
 from eegdecode.data.paths import DatasetPaths, subject_name
-from eegdecode.data.things_eeg2 import BLOCK_BYTES, release_pages
+from eegdecode.data.things_eeg2 import BLOCK_BYTES
 from eegdecode.errors import ConfigError, DataFormatError, check_option
 
 TRAIN_UNITS = ("trial", "average")
@@ -342,7 +342,6 @@ def averaged_eeg(subject: SubjectData, split: str, images: np.ndarray | None = N
         block = block.reshape(img.size, n, *arr.shape[2:]).astype(np.float32).mean(axis=1)
         out[start : start + chunk] = block[:, subject._ch_sel, subject.t_idx]
         del block
-        release_pages(arr)  # queries are read once: keep the mapped file's pages out of the resident set
     return out
 
 

@@ -29,7 +29,6 @@ import torch
 
 from eegdecode.data.cache import gather
 from eegdecode.data.datasets import SubjectData, TrialDataset, epoch_batches
-from eegdecode.data.things_eeg2 import release_pages
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +123,7 @@ def _resident(
 ) -> torch.Tensor:
     """One subject's training EEG of ``images`` (sorted) on ``device``: (n_images, n_reps, chans, times) in the
     cache dtype for single trials, (n_images, chans, times) float32 repetition means otherwise (the values the host
-    path computes). Read ``chunk`` images at a time, the mapped file's pages released after each."""
+    path computes). Read ``chunk`` images at a time with positional reads (no page of the file made resident)."""
     arr = subject.cache.train
     n_img, n_reps = images.size, arr.shape[1]
     if unit == "trial":
@@ -140,7 +139,6 @@ def _resident(
             block = subject.read("train", block_images)
         out[start : start + len(block_images)] = torch.from_numpy(block).to(device)
         del block
-        release_pages(arr)  # copied: the mapped file's pages need not stay in this process's resident set
     return out
 
 
@@ -171,8 +169,6 @@ class HostBatches:
 
     def _read(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         items = self.dataset.__getitems__(idx)
-        for s in self.dataset.subjects:  # gathered (a copy): the batch's mapped pages need not stay resident
-            release_pages(s.cache.train)
         items["sample"] = torch.from_numpy(np.asarray(idx, dtype=np.int64))
         if self.pin:
             items = {k: v.pin_memory() for k, v in items.items()}

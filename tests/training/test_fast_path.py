@@ -194,9 +194,8 @@ def growth(work):
 list(batches.HostBatches(ds, 32, 0, cpu).epoch(1))  # warm-up: torch's code pages are file pages too
 host = growth(lambda: list(batches.HostBatches(ds, 32, 0, cpu).epoch(0)))
 copy = growth(lambda: batches.DeviceBatches(ds, 256, 0, cpu, chunk=100))
-from eegdecode.data import cache  # control: the same epoch read through the mapping, nothing released
+from eegdecode.data import cache  # control: the same epoch read through the mapping
 cache._preadable = lambda arr: False
-batches.release_pages = lambda arr: None
 kept = growth(lambda: list(batches.HostBatches(ds, 32, 0, cpu).epoch(0)))
 print(host, copy, kept)
 """
