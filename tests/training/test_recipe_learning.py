@@ -20,8 +20,8 @@ What each test changes from the recipe, and why (:data:`CHANGES`; everything els
 - samga: ``mmd_epochs`` 3 of 10 (the recipe: 20 of 60, the same third of the run).
 - the deep recipes (atm_s: ATMS_50, nervformer_v2: NervformerV2, nice: NICE_EEG): the 17 posterior channels
   and the first 500 ms (17 x 125, where the simulated evoked components are) instead of 63 x 250, and atm_s /
-  nervformer_v2 on repetition-averaged samples (their recipes: single trials); NervformerV2 at batch 32 (as
-  tests/training/test_learning.py). On 63 x 250 single trials one epoch of ATMS_50 or NervformerV2 takes
+  nervformer_v2 on repetition-averaged samples (their recipes: single trials); NervformerV2 at batch 32 (as the retired
+  NervformerV2 learning test). On 63 x 250 single trials one epoch of ATMS_50 or NervformerV2 takes
   minutes on a CPU (bench/recipes_table.py: 162 s and 265 s per epoch of the full recipes on the ``small``
   set).
 
