@@ -106,7 +106,7 @@ def _flat(mapping: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
         if (
             isinstance(value, dict)
             and value
-            and key in ("data", "target", "router", "loss_options", "model_options")
+            and key in ("data", "target", "router", "loss_options", "model_options", "mmd_options")
         ):
             out += _flat(value, f"{prefix}{key}.")
         else:

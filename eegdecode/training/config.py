@@ -18,8 +18,10 @@ Options that change how fast a run goes but not what it computes (``batches``, `
 ``target`` (optional) says what the EEG is aligned to, as a :class:`TargetPlan` mapping: the target spec
 (``backbone``, ``weights``, ``layers``, ``pooling``, ``blur``) and how training uses it (``combine``, ``blur_rule``,
 ``blur_level``, ``eval_variant``, ``router``). Without it the feature store named by ``features`` is the target, as
-before. ``mmd_epochs``: epochs of SAMGA's coarse MMD stage before InfoNCE (router targets only). ``recipe``: the
-name of the recipe the settings started from (``train --recipe``), recorded; run folders are named after it.
+before. ``mmd_epochs``: epochs of SAMGA's coarse MMD stage before InfoNCE (router targets only); ``mmd_options``
+(optional, with ``mmd_epochs``) makes it SAMGA's schedule (:class:`MMDSchedule`). ``betas``: AdamW's two
+coefficients (default ``[0.9, 0.999]``; NICE uses ``[0.5, 0.999]``). ``recipe``: the name of the recipe the
+settings started from (``train --recipe``), recorded; run folders are named after it.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ COMBINES = ("concat", "router")
 #: how a training sample's blur variant is chosen (``target.blur_rule``); ``mean`` averages the variants' features
 BLUR_RULES = ("fixed", "random", "uncertainty", "mean")
 _TARGET_TRAINING_KEYS = {"combine", "blur_rule", "blur_level", "eval_variant", "router"}
+_MMD_KEYS = ("start", "end", "stage2_lr")
 _ROUTER_KEYS = {
     "centre",
     "strength",
@@ -139,6 +142,77 @@ class TargetPlan:
         return len(self.spec.blur) // 2 if self.blur_level is None else self.blur_level
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class MMDSchedule:
+    """SAMGA's two stages (``LinJiang8/SAMGA`` ``train.py``), from ``mmd_epochs`` and ``mmd_options``.
+
+    Stage 1 is the first ``epochs`` epochs. Without ``start`` / ``end`` its loss is the MMD alone (as before
+    ``mmd_options`` existed); with them it is ``w * MMD + (1 - w) * contrastive``, ``w`` linear per epoch from
+    ``start`` (first epoch) to ``end`` (last epoch of the stage), as SAMGA's ``get_stage1_weights``
+    (``(epoch - 1) / (stage1_epochs - 1)`` of the way for its 1-based epoch; ``end`` for a one-epoch stage).
+    Stage 2 is the contrastive loss with the head's shared projector frozen; with ``stage2_lr`` a new AdamW starts
+    at that rate without the shared projector's parameters (SAMGA's ``build_optimizer(args.stage2_learning_rate,
+    include_share_encoder=False)``), else the stage-1 optimizer goes on.
+    """
+
+    epochs: int
+    start: float | None = None
+    end: float | None = None
+    stage2_lr: float | None = None
+
+    @classmethod
+    def from_config(cls, mmd_epochs: int, options: dict[str, Any] | None) -> MMDSchedule:
+        options = options or {}
+        if not isinstance(options, dict):
+            raise ConfigError(
+                f"Invalid value for mmd_options: {options!r}; expected a mapping with keys {list(_MMD_KEYS)}"
+            )
+        unknown = sorted(set(options) - set(_MMD_KEYS))
+        if unknown:
+            raise ConfigError(f"unknown mmd_options {unknown}; known options are {list(_MMD_KEYS)}")
+        if options and not mmd_epochs:
+            raise ConfigError("mmd_options needs an MMD stage: set mmd_epochs > 0")
+        if ("start" in options) != ("end" in options):
+            raise ConfigError(
+                f"mmd_options.start and mmd_options.end go together (the MMD weight from start to end); found "
+                f"only {'start' if 'start' in options else 'end'}"
+            )
+        for key in ("start", "end"):
+            if key in options and not (_is_number(options[key]) and 0 <= options[key] <= 1):
+                raise ConfigError(
+                    f"Invalid value for mmd_options.{key}: {options[key]!r}; expected a number in [0, 1]"
+                )
+        lr = options.get("stage2_lr")
+        if lr is not None and not (_is_number(lr) and lr > 0):
+            raise ConfigError(f"Invalid value for mmd_options.stage2_lr: {lr!r}; expected a positive number")
+        start, end = options.get("start"), options.get("end")
+        return cls(mmd_epochs, None if start is None else float(start), None if end is None else float(end),
+                   None if lr is None else float(lr))  # fmt: skip
+
+    def in_stage1(self, epoch: int) -> bool:
+        return epoch < self.epochs
+
+    def weight(self, epoch: int) -> float | None:
+        """The MMD weight of ``epoch`` (0-based) when stage 1 mixes MMD and contrastive, else None."""
+        if self.start is None or not self.in_stage1(epoch):
+            return None
+        if self.epochs <= 1:
+            return self.end
+        return self.start + (self.end - self.start) * (epoch / (self.epochs - 1))
+
+    def new_optimizer_at(self, epoch: int) -> bool:
+        """Whether a new optimizer starts at the beginning of ``epoch`` (the first epoch of stage 2)."""
+        return self.stage2_lr is not None and epoch == self.epochs
+
+    def lr(self, epoch: int, base: float) -> float:
+        """The learning rate the optimizer of ``epoch`` was built with."""
+        return base if self.stage2_lr is None or self.in_stage1(epoch) else self.stage2_lr
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a training run; written in full to ``config.json``."""
@@ -150,6 +224,7 @@ class TrainConfig:
     batch_size: int = 1024
     lr: float = 3e-4
     weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
     warmup_epochs: float = 0.0
     cosine: bool = False
     grad_clip: float | None = None
@@ -170,6 +245,7 @@ class TrainConfig:
     channels_last: bool = False
     target: dict[str, Any] | None = None
     mmd_epochs: int = 0
+    mmd_options: dict[str, Any] | None = None
     recipe: str | None = None
     data: DataOptions = field(default_factory=DataOptions)
 
@@ -188,6 +264,16 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f"Invalid value for {name}: {value!r}; expected a number >= 0")
+        betas = self.betas
+        if not (
+            isinstance(betas, list | tuple)
+            and len(betas) == 2
+            and all(_is_number(b) and 0 <= b < 1 for b in betas)
+        ):
+            raise ConfigError(
+                f"Invalid value for betas: {betas!r}; expected two numbers in [0, 1), e.g. [0.9, 0.999]"
+            )
+        self.betas = (float(betas[0]), float(betas[1]))
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError(f"Invalid value for grad_clip: {self.grad_clip!r}; expected a positive number")
         if self.early_stopping is not None and (
@@ -211,6 +297,7 @@ class TrainConfig:
             raise ConfigError(
                 "mmd_epochs (SAMGA's MMD stage) needs target.combine 'router' (its shared projector)"
             )
+        MMDSchedule.from_config(self.mmd_epochs, self.mmd_options)
         if (
             isinstance(self.checkpoint_every, bool)
             or not isinstance(self.checkpoint_every, int)

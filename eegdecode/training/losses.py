@@ -20,6 +20,17 @@ with three presets (``LOSS_PRESETS``):
 The standard contrastive form (:func:`clip_loss`) L2-normalises both sides and multiplies the cosine similarities
 by ``exp(logit_scale)`` clamped at 100, the learnable log-temperature of CLIP, initialised at ``ln(1 / 0.07)``
 (``LOGIT_SCALE_INIT``). The encoders own that parameter (it counts in their parameter totals); the loss receives it.
+Three options (``loss_options``) give the forms of later papers; their defaults are the standard form:
+
+- ``temperature``: ``"exp"`` (default), ``"softplus"``: the multiplier is ``softplus(logit_scale)``, unclamped
+  (UBP, ``HaitaoWuTJU/Uncertainty-aware-Blur-Prior`` ``main.py``; SAMGA, ``LinJiang8/SAMGA``
+  ``module/loss.py:ContrastiveLoss`` with ``--softplus``); the parameter keeps its initialisation ``ln(1 / 0.07)``,
+  as in both codes, so the multiplier starts at ``softplus(ln(1 / 0.07)) = ln(1 + 1 / 0.07)`` = 2.727, not 14.29; or a positive
+  number: a fixed temperature ``t``, multiplier ``1 / t``, the parameter not used.
+- ``learn_temperature``: ``false`` fixes the ``exp`` or ``softplus`` multiplier at its value at the initialisation
+  ``ln(1 / 0.07)`` (the codes' ``--t_learnable`` not set); the encoder's parameter is not used.
+- ``normalise``: ``"both"`` (default) or ``"target"``: only the image / text side is L2-normalised and the EEG
+  embeddings enter as they are (UBP, SAMGA and NeuroBridge: ``--img_l2norm`` without ``--eeg_l2norm``).
 The losses are computed in float32 (autocast off) even when the embeddings come out of a bf16 autocast region:
 with a multiplier up to 100, bf16's 8-bit mantissa would round logits by up to about 0.4.
 
@@ -44,6 +55,10 @@ from eegdecode.errors import ConfigError, check_option
 
 LOGIT_SCALE_INIT: float = math.log(1 / 0.07)
 FORMS: tuple[str, ...] = ("standard", "seed")
+#: named temperature forms (``temperature`` may also be a positive number: a fixed temperature)
+TEMPERATURES: tuple[str, ...] = ("exp", "softplus")
+#: which sides :func:`clip_loss` L2-normalises
+NORMALISATIONS: tuple[str, ...] = ("both", "target")
 
 LOSS_PRESETS: dict[str, dict[str, Any]] = {
     "retrieval": {"w_img": 0.99, "w_txt": 0.01, "w_mse": 0.0, "form": "standard", "scale": 1.0},
@@ -102,6 +117,7 @@ def clip_loss(
     normalise: bool = True,
     max_scale: float | None = 100.0,
     labels: torch.Tensor | None = None,
+    temperature: str | float = "exp",
 ) -> torch.Tensor:
     """Symmetric InfoNCE (CLIP) loss between two batches whose row i is a positive pair.
 
@@ -112,12 +128,16 @@ def clip_loss(
     logit_scale : torch.Tensor or float
         Log of the multiplier (inverse temperature); the logits are ``exp(logit_scale)`` times the similarities,
         with the multiplier clamped at ``max_scale``. Gradients flow into it below the clamp.
-    normalise : bool
-        L2-normalise ``x`` and ``y`` first, so the similarities are cosines (standard CLIP).
+    normalise : bool or {"both", "target"}
+        ``True`` / ``"both"``: L2-normalise ``x`` and ``y`` first, so the similarities are cosines (standard
+        CLIP); ``"target"``: normalise ``y`` only; ``False``: neither.
     max_scale : float or None
         Upper bound of ``exp(logit_scale)`` (100 as in CLIP); None disables the clamp.
     labels : torch.Tensor of shape (batch,), optional
         Sample identities; off-diagonal pairs with equal labels are not used as negatives (see module text).
+    temperature : {"exp", "softplus"} or float
+        The multiplier: ``exp(logit_scale)`` (clamped), ``softplus(logit_scale)`` (not clamped), or ``1 / t`` for a
+        fixed temperature ``t`` (``logit_scale`` unused).
 
     Returns
     -------
@@ -126,16 +146,40 @@ def clip_loss(
     """
     _check_pair(x, y)
     x, y = _full_precision(x, y)
+    check_option("normalise", normalise, (True, False, *NORMALISATIONS))
     logit_scale = torch.as_tensor(logit_scale, dtype=x.dtype, device=x.device)
     with torch.autocast(device_type=x.device.type, enabled=False):
-        if normalise:
+        if normalise is True or normalise == "both":
             x = F.normalize(x, dim=-1)
             y = F.normalize(y, dim=-1)
-        multiplier = logit_scale.exp()
-        if max_scale is not None:
-            multiplier = multiplier.clamp(max=max_scale)
+        elif normalise == "target":
+            y = F.normalize(y, dim=-1)
+        if temperature == "exp":
+            multiplier = logit_scale.exp()
+            if max_scale is not None:
+                multiplier = multiplier.clamp(max=max_scale)
+        elif temperature == "softplus":
+            multiplier = F.softplus(logit_scale)
+        else:
+            multiplier = torch.as_tensor(
+                1.0 / _fixed_temperature(temperature), dtype=x.dtype, device=x.device
+            )
         logits = multiplier * (x @ y.T)
         return _symmetric_cross_entropy(logits, labels)
+
+
+def _fixed_temperature(value: object) -> float:
+    """``value`` as a fixed temperature (a finite positive number), or a :class:`ConfigError` naming the forms."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (math.isfinite(value) and value > 0)
+    ):
+        raise ConfigError(
+            f"Invalid value for temperature: {value!r}; expected one of {list(TEMPERATURES)} or a positive "
+            "number (a fixed temperature, e.g. 0.07)"
+        )
+    return float(value)
 
 
 def seed_clip_loss(
@@ -193,6 +237,14 @@ class EEGClipLoss(nn.Module):
         Clamp of ``exp(logit_scale)`` in the standard form.
     mse_normalise : bool
         MSE between L2-normalised vectors instead of the raw ones (default raw; see module text).
+    temperature : {"exp", "softplus"} or float
+        The contrastive multiplier's form (standard form only; see module text): ``exp(logit_scale)`` clamped at
+        ``max_scale`` (default), ``softplus(logit_scale)``, or a fixed temperature ``t`` (multiplier ``1 / t``).
+    learn_temperature : bool
+        ``False``: the ``exp`` / ``softplus`` multiplier is fixed at its value for ``LOGIT_SCALE_INIT``; the
+        encoder's ``logit_scale`` is not used (and the trainer freezes it).
+    normalise : {"both", "target"}
+        L2-normalise both sides (default) or only the image / text side.
     """
 
     def __init__(
@@ -204,9 +256,24 @@ class EEGClipLoss(nn.Module):
         scale: float = 1.0,
         max_scale: float | None = 100.0,
         mse_normalise: bool = False,
+        temperature: str | float = "exp",
+        learn_temperature: bool = True,
+        normalise: str = "both",
     ):
         super().__init__()
         check_option("form", form, FORMS)
+        if temperature not in TEMPERATURES:
+            temperature = _fixed_temperature(temperature)
+        if not isinstance(learn_temperature, bool):
+            raise ConfigError(
+                f"Invalid value for learn_temperature: {learn_temperature!r}; expected true or false"
+            )
+        check_option("normalise", normalise, NORMALISATIONS)
+        if form == "seed" and (temperature, learn_temperature, normalise) != ("exp", True, "both"):
+            raise ConfigError(
+                "form 'seed' fixes its own temperature (the raw parameter) and normalisation (targets only); "
+                f"found temperature={temperature!r}, learn_temperature={learn_temperature}, normalise={normalise!r}"
+            )
         for name, value in (("w_img", w_img), ("w_txt", w_txt), ("w_mse", w_mse), ("scale", scale)):
             if not math.isfinite(float(value)) or float(value) < 0:
                 raise ConfigError(f"{name} must be a finite, non-negative number; found {value!r}")
@@ -219,11 +286,21 @@ class EEGClipLoss(nn.Module):
         self.scale = float(scale)
         self.max_scale = max_scale
         self.mse_normalise = bool(mse_normalise)
+        self.temperature = temperature
+        self.learn_temperature = learn_temperature
+        self.normalise = normalise
+
+    @property
+    def learns_temperature(self) -> bool:
+        """Whether the loss uses (and trains) the encoder's ``logit_scale``."""
+        return self.form == "seed" or (self.learn_temperature and self.temperature in TEMPERATURES)
 
     def extra_repr(self) -> str:
         return (
             f"w_img={self.w_img}, w_txt={self.w_txt}, w_mse={self.w_mse}, form={self.form!r}, "
-            f"scale={self.scale}, max_scale={self.max_scale}, mse_normalise={self.mse_normalise}"
+            f"scale={self.scale}, max_scale={self.max_scale}, mse_normalise={self.mse_normalise}, "
+            f"temperature={self.temperature!r}, learn_temperature={self.learn_temperature}, "
+            f"normalise={self.normalise!r}"
         )
 
     def config(self) -> dict[str, Any]:
@@ -236,12 +313,18 @@ class EEGClipLoss(nn.Module):
             "scale": self.scale,
             "max_scale": self.max_scale,
             "mse_normalise": self.mse_normalise,
+            "temperature": self.temperature,
+            "learn_temperature": self.learn_temperature,
+            "normalise": self.normalise,
         }
 
     def _contrastive(self, eeg, target, logit_scale, labels) -> torch.Tensor:
         if self.form == "seed":
             return seed_clip_loss(eeg, target, logit_scale, labels=labels)
-        return clip_loss(eeg, target, logit_scale, max_scale=self.max_scale, labels=labels)
+        if not self.learns_temperature:
+            logit_scale = LOGIT_SCALE_INIT
+        return clip_loss(eeg, target, logit_scale, normalise=self.normalise, max_scale=self.max_scale,
+                         labels=labels, temperature=self.temperature)  # fmt: skip
 
     def forward(
         self,
@@ -311,7 +394,8 @@ def build_loss(preset: str = "retrieval", **overrides: Any) -> EEGClipLoss:
         Constructor arguments of :class:`EEGClipLoss` that replace the preset's values (e.g. ``w_txt=0``).
     """
     check_option("preset", preset, LOSS_PRESETS)
-    allowed = ("w_img", "w_txt", "w_mse", "form", "scale", "max_scale", "mse_normalise")
+    allowed = ("w_img", "w_txt", "w_mse", "form", "scale", "max_scale", "mse_normalise", "temperature",
+               "learn_temperature", "normalise")  # fmt: skip
     for name in overrides:
         check_option("loss override", name, allowed)
     return EEGClipLoss(**{**LOSS_PRESETS[preset], **overrides})
@@ -332,3 +416,32 @@ def mmd_loss(
     n = x.shape[0]
     mmd = k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()
     return mmd, {"mmd": mmd.detach(), "total": mmd.detach()}
+
+
+class MMDMix:
+    """``weight * MMD + (1 - weight) * contrastive``: SAMGA's stage-1 loss, with the MMD weight of one epoch
+    (``LinJiang8/SAMGA`` ``train.py``, ``mmd_w * mmd_rbf(...) + contrast_w * criterion(...)``; the MMD here is
+    :func:`mmd_loss`). Same call signature as :class:`EEGClipLoss`; the parts are the contrastive ones plus
+    ``"mmd"`` and ``"mmd_weight"``.
+
+    Parameters
+    ----------
+    weight : float
+        The MMD weight, in [0, 1].
+    contrastive : EEGClipLoss
+        The contrastive loss of the run.
+    """
+
+    def __init__(self, weight: float, contrastive: EEGClipLoss):
+        if not 0.0 <= weight <= 1.0:
+            raise ConfigError(f"the MMD weight must be in [0, 1]; found {weight!r}")
+        self.weight, self.contrastive = float(weight), contrastive
+
+    def __call__(
+        self, eeg: torch.Tensor, img: torch.Tensor, logit_scale, txt: torch.Tensor | None = None, **kw: object
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        mmd, _ = mmd_loss(eeg, img)
+        contrastive, parts = self.contrastive(eeg, img, logit_scale, txt=txt, **kw)
+        total = self.weight * mmd + (1.0 - self.weight) * contrastive
+        return total, {**parts, "mmd": mmd.detach(), "mmd_weight": mmd.new_tensor(self.weight, dtype=torch.float64),
+                       "total": total.detach()}  # fmt: skip

@@ -70,6 +70,16 @@ def _flat(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _option_defaults() -> dict[str, Any]:
+    import dataclasses
+
+    from eegdecode.training.config import TrainConfig
+
+    return {
+        f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING
+    }
+
+
 def resume_changes(path: Path, config: dict[str, Any], start_epoch: int) -> list[dict[str, Any]]:
     """Changes of training configuration ``config`` (``TrainConfig.to_dict()``) against the stored
     ``config.json`` of run ``path`` that ``--resume`` accepts.
@@ -82,7 +92,9 @@ def resume_changes(path: Path, config: dict[str, Any], start_epoch: int) -> list
         return []
     stored = read_json(stored_path)
     after = _flat(config)
-    before = _flat({k: stored.get(k) for k in config})
+    # a key the stored run lacks was made by a version without that option: it ran as the option's default
+    defaults = _option_defaults()
+    before = _flat({k: stored[k] if k in stored else defaults.get(k) for k in config})
     differing = [k for k in after if before.get(k) != after.get(k)]
     unsafe = [k for k in differing if k not in RESUME_SAFE_KEYS]
     if "epochs" in differing and after.get("cosine"):

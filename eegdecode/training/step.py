@@ -34,21 +34,26 @@ def make_optimizer(
     weight_decay: float,
     device: torch.device,
     router_lr: float | None = None,
+    betas: tuple[float, float] = (0.9, 0.999),
+    exclude=(),
 ):
     """AdamW with the fused kernel (one kernel for all parameters, on CUDA and CPU; no host reads per step).
 
     ``router_lr``: the parameters of the model's :class:`~eegdecode.models.heads.LayerRouter` (global logits,
     subject biases) in a second group at this learning rate (same weight decay; the scheduler scales both);
-    ``None``: one group, as SAMGA's single AdamW."""
+    ``None``: one group, as SAMGA's single AdamW. ``betas``: AdamW's coefficients (``TrainConfig.betas``; with
+    ``weight_decay`` 0 this is Adam, as NICE's ``Adam(betas=(0.5, 0.999))``). ``exclude``: parameters left out
+    (SAMGA's stage-2 optimizer without the frozen shared projector)."""
     fused = device.type in ("cuda", "cpu")
-    params = list(model.parameters())
+    excluded = {id(p) for p in exclude}
+    params = [p for p in model.parameters() if id(p) not in excluded]
     if router_lr is not None:
         routed = {id(p) for m in model.modules() if isinstance(m, LayerRouter) for p in m.parameters()}
         if not routed:
             raise ValueError("router_lr is set but the model has no LayerRouter")
         params = [{"params": [p for p in params if id(p) not in routed]},
                   {"params": [p for p in params if id(p) in routed], "lr": router_lr}]  # fmt: skip
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
+    return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay, fused=fused)
 
 
 class TrainStep:

@@ -59,9 +59,9 @@ from eegdecode.models.heads import AlignedEncoder, MultiTargetHead, centred_laye
 from eegdecode.training import preflight
 from eegdecode.training.batches import make_batch_source
 from eegdecode.training.checkpoint import load_checkpoint, save_checkpoint, tidy_checkpoint
-from eegdecode.training.config import TargetPlan, TrainConfig
+from eegdecode.training.config import MMDSchedule, TargetPlan, TrainConfig
 from eegdecode.training.distributed import rank_world
-from eegdecode.training.losses import build_loss, mmd_loss
+from eegdecode.training.losses import MMDMix, build_loss, mmd_loss
 from eegdecode.training.runs import check_run_dir, prepare_run_dir, resume_changes
 from eegdecode.training.step import TrainStep, lr_lambda, make_optimizer
 from eegdecode.training.targets import TargetArrays, TrainTargets, load_target_arrays, target_space
@@ -376,21 +376,58 @@ def train_fold(
 
 
 class LossStages:
-    """The loss of each epoch: SAMGA's coarse MMD stage for ``cfg.mmd_epochs`` epochs, then the configured
-    contrastive loss with the head's shared projector frozen (router targets); just the configured loss otherwise.
-    Deterministic in the epoch, so a resumed run takes up the same stage."""
+    """The loss of each epoch, and when the optimizer starts again: SAMGA's two stages (:class:`MMDSchedule`).
 
-    def __init__(self, cfg: TrainConfig, model: torch.nn.Module):
-        self.cfg, self.model = cfg, model
+    Stage 1 (``cfg.mmd_epochs`` epochs, router targets): the MMD, or with ``mmd_options`` start / end the mix
+    ``w * MMD + (1 - w) * contrastive`` at the epoch's weight. Stage 2: the configured contrastive loss with the
+    head's shared projector frozen; with ``mmd_options.stage2_lr`` a new optimizer at that rate, without the shared
+    projector. Without ``mmd_epochs``: just the configured loss. Everything is a function of the epoch, so a
+    resumed run takes up the same stage, weight and optimizer.
+
+    A loss with a fixed temperature does not use the encoder's ``logit_scale``: it is frozen here (before any
+    DistributedDataParallel wrapper is made, which must not wait for its gradient).
+    """
+
+    def __init__(self, cfg: TrainConfig, model: torch.nn.Module, device: torch.device, steps_per_epoch: int):
+        self.cfg, self.model, self.device, self.steps_per_epoch = cfg, model, device, steps_per_epoch
         self.contrastive = build_loss(cfg.loss, **cfg.loss_options)
+        self.schedule = MMDSchedule.from_config(cfg.mmd_epochs, cfg.mmd_options)
+        self.router_lr = (
+            TargetPlan.from_dict(cfg.target).router.get("lr") if isinstance(model, AlignedEncoder) else None
+        )
+        if not self.contrastive.learns_temperature:
+            model.logit_scale.requires_grad_(False)
 
     def loss(self, epoch: int):
-        return mmd_loss if epoch < self.cfg.mmd_epochs else self.contrastive
+        if not self.schedule.in_stage1(epoch):
+            return self.contrastive
+        weight = self.schedule.weight(epoch)
+        return mmd_loss if weight is None else MMDMix(weight, self.contrastive)
 
     def begin(self, epoch: int):
+        """The loss of ``epoch``, after (un)freezing the shared projector for its stage."""
         if self.cfg.mmd_epochs and isinstance(self.model, AlignedEncoder):
-            self.model.head.shared.requires_grad_(epoch < self.cfg.mmd_epochs)
+            self.model.head.shared.requires_grad_(self.schedule.in_stage1(epoch))
         return self.loss(epoch)
+
+    def new_optimizer_at(self, epoch: int) -> bool:
+        """Whether ``epoch`` starts with a new optimizer (:meth:`optimizer`), SAMGA's stage 2."""
+        return self.schedule.new_optimizer_at(epoch)
+
+    def optimizer(self, epoch: int):
+        """``(optimizer, scheduler)`` as the run builds them for ``epoch``: the run's AdamW, or from SAMGA's stage
+        2 on (with ``stage2_lr``) one at that rate without the shared projector, whose scheduler continues the
+        run's schedule from the stage's first step."""
+        cfg, stage2 = self.cfg, self.schedule.stage2_lr is not None and not self.schedule.in_stage1(epoch)
+        frozen = list(self.model.head.shared.parameters()) if stage2 else []
+        optimizer = make_optimizer(self.model, self.schedule.lr(epoch, cfg.lr), cfg.weight_decay, self.device,
+                                   self.router_lr, betas=cfg.betas, exclude=frozen)  # fmt: skip
+        factor = lr_lambda(int(cfg.warmup_epochs * self.steps_per_epoch), cfg.epochs * self.steps_per_epoch,
+                           cfg.cosine)  # fmt: skip
+        if stage2:
+            offset, base = self.schedule.epochs * self.steps_per_epoch, factor
+            factor = lambda step: base(step + offset)  # noqa: E731
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 #: the progress bar shows the loss every this many steps (reading it is a host synchronisation)
@@ -412,6 +449,7 @@ def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Pa
     steps_per_epoch = max(1, len(dataset) // cfg.batch_size)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
+    stages = LossStages(cfg, model, device, steps_per_epoch)
     forward = model
     if world > 1:
         forward = torch.nn.parallel.DistributedDataParallel(
@@ -419,16 +457,9 @@ def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Pa
         )
     if cfg.compile:
         forward = torch.compile(forward)
-    router_lr = (
-        TargetPlan.from_dict(cfg.target).router.get("lr") if isinstance(model, AlignedEncoder) else None
-    )
-    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, device, router_lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lr_lambda(int(cfg.warmup_epochs * steps_per_epoch), cfg.epochs * steps_per_epoch, cfg.cosine),
-    )
+    # the optimizer whose state ``last`` holds: the one of the stage its epoch trained in
+    optimizer, scheduler = stages.optimizer(last["epoch"] if last is not None else 0)
     amp = cfg.amp and device.type == "cuda"
-    stages = LossStages(cfg, model)
     step = TrainStep(model, forward, targets, stages.contrastive, optimizer, scheduler,
                      cfg.grad_clip, amp)  # fmt: skip
     validate = Validator(fd, fold, cfg, device) if rank == 0 else None
@@ -457,6 +488,9 @@ def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Pa
         t0 = time.perf_counter()
         model.train()
         step.loss_fn = stages.begin(epoch)
+        if stages.new_optimizer_at(epoch):
+            optimizer, scheduler = stages.optimizer(epoch)
+            step.optimizer, step.scheduler = optimizer, scheduler
         bar = tqdm(total=len(source), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or rank != 0,
                    leave=False)  # fmt: skip
         for i, batch in enumerate(source.epoch(epoch)):

@@ -10,8 +10,10 @@ from eegdecode.training.losses import (
     LOGIT_SCALE_INIT,
     LOSS_PRESETS,
     EEGClipLoss,
+    MMDMix,
     build_loss,
     clip_loss,
+    mmd_loss,
     seed_clip_loss,
 )
 
@@ -169,3 +171,130 @@ def test_half_precision_inputs_are_computed_in_float32():
         total, _ = build_loss("generation")(x, y, math.log(100.0))
     assert loss.dtype == torch.float32 and total.dtype == torch.float32
     assert loss.item() == pytest.approx(clip_loss(x.float(), y.float(), math.log(100.0)).item(), abs=1e-5)
+
+
+# ---- temperature forms and one-sided normalisation (UBP, SAMGA, NeuroBridge) -------------------------------------
+
+
+def _old_standard_loss(x, y, logit_scale, max_scale=100.0):
+    """The standard form as written before the temperature options existed (the default must equal it)."""
+    x, y = F.normalize(x, dim=-1), F.normalize(y, dim=-1)
+    logits = torch.as_tensor(logit_scale, dtype=x.dtype).exp().clamp(max=max_scale) * (x @ y.T)
+    targets = torch.arange(len(x))
+    return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
+
+
+def test_softplus_with_target_normalisation_by_hand():
+    # EEG x = [[1, 0], [1, 1]] kept as it is, targets y = I; softplus(0) = ln 2, so the logits are ln 2 * x:
+    #   rows:    [ln2, 0] target 0 -> log(1 + 1/2);   [ln2, ln2] target 1 -> log 2
+    #   columns: [ln2, ln2] target 0 -> log 2;         [0, ln2] target 1 -> log(1 + 1/2)
+    # mean = (ln 1.5 + ln 2) / 2 = ln(3) / 2 = 0.549306
+    x = torch.tensor([[1.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+    y = 5.0 * torch.eye(2, dtype=torch.float64)  # the target side is normalised: its norm must not matter
+    got = clip_loss(x, y, 0.0, normalise="target", temperature="softplus")
+    assert got.item() == pytest.approx(math.log(3) / 2, abs=1e-12)
+    # both sides normalised instead: the standard 2 x 2 case with multiplier ln 2 instead of 1
+    c = 1 / math.sqrt(2)
+    m = math.log(2)
+    rows = (math.log1p(math.exp(-m)) + math.log(2)) / 2
+    cols = (math.log1p(math.exp(m * c - m)) + math.log1p(math.exp(-m * c))) / 2
+    assert clip_loss(x, y, 0.0, temperature="softplus").item() == pytest.approx((rows + cols) / 2, abs=1e-12)
+
+
+def test_softplus_is_unclamped_and_trains_its_parameter():
+    x = torch.tensor([[2.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
+    y = torch.eye(2, dtype=torch.float64)
+    # UBP's / SAMGA's start: softplus(ln(1 / 0.07)) = ln(1 + 1 / 0.07) = 2.7269; logits 2m on the diagonal
+    m = math.log1p(1 / 0.07)
+    got = clip_loss(x, y, LOGIT_SCALE_INIT, normalise="target", temperature="softplus")
+    assert got.item() == pytest.approx(math.log1p(math.exp(-2 * m)), abs=1e-12) and m == pytest.approx(
+        2.72692, 1e-5
+    )
+    # no clamp at 100: softplus(200) = 200
+    big = clip_loss(
+        x, torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64), 200.0, temperature="softplus"
+    )
+    assert big.item() == pytest.approx(200.0, rel=1e-9)  # each row: log(1 + e^{200}) ~ 200 (cosines 0 / 1)
+    scale = torch.nn.Parameter(torch.tensor(LOGIT_SCALE_INIT, dtype=torch.float64))
+    clip_loss(torch.randn(6, 4, dtype=torch.float64), torch.randn(6, 4, dtype=torch.float64), scale,
+              temperature="softplus").backward()  # fmt: skip
+    assert scale.grad is not None and scale.grad.abs().item() > 0
+
+
+def test_fixed_temperature_ignores_the_parameter():
+    # NeuroBridge-like: EEG unnormalised (norm 2), targets normalised, temperature 0.07: logits (2 / 0.07) I
+    x = torch.tensor([[2.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
+    y = 3.0 * torch.eye(2, dtype=torch.float64)
+    scale = torch.nn.Parameter(torch.tensor(1.0, dtype=torch.float64))
+    got = clip_loss(x, y, scale, normalise="target", temperature=0.07)
+    assert got.item() == pytest.approx(math.log1p(math.exp(-2 / 0.07)), abs=1e-15)
+    assert not got.requires_grad  # the parameter is not in the graph
+    assert clip_loss(x, y, 5.0, normalise="target", temperature=0.07).item() == got.item()
+
+
+def test_fixed_exp_and_softplus_use_the_initial_scale_not_the_encoders():
+    torch.manual_seed(7)
+    eeg, img = torch.randn(8, 6, dtype=torch.float64), torch.randn(8, 6, dtype=torch.float64)
+    for form in ("exp", "softplus"):
+        fixed = build_loss("retrieval", w_img=1.0, w_txt=0.0, temperature=form, learn_temperature=False,
+                           normalise="target")  # fmt: skip
+        assert not fixed.learns_temperature
+        expected = clip_loss(eeg, img, LOGIT_SCALE_INIT, normalise="target", temperature=form)
+        for scale in (0.0, 3.0, torch.tensor(-1.0)):
+            assert torch.equal(fixed(eeg, img, scale)[0], expected)
+    # exp at the initial scale is temperature 0.07
+    exp_fixed = build_loss("retrieval", w_txt=0.0, learn_temperature=False)(eeg, img, 9.0)[0]
+    assert exp_fixed.item() == pytest.approx(build_loss("retrieval", w_txt=0.0, temperature=0.07)(eeg, img, 9.0)[0].item(),
+                                             abs=1e-12)  # fmt: skip
+    assert build_loss("retrieval").learns_temperature and build_loss("seed-loss").learns_temperature
+    assert not build_loss("retrieval", temperature=0.07).learns_temperature
+
+
+def test_the_default_is_the_old_standard_form_bit_for_bit():
+    torch.manual_seed(8)
+    eeg = torch.randn(16, 8, requires_grad=True)
+    img, txt = torch.randn(16, 8), torch.randn(16, 8)
+    scale = torch.nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))
+    total, _ = build_loss("retrieval")(eeg, img, scale, txt=txt)
+    total.backward()
+    grads = eeg.grad.clone(), scale.grad.clone()
+    eeg.grad, scale.grad = None, None
+    old = 0.99 * _old_standard_loss(eeg, img, scale) + 0.01 * _old_standard_loss(eeg, txt, scale)
+    old = torch.zeros((), dtype=torch.float32) + old  # the same sum order as EEGClipLoss.forward
+    old.backward()
+    assert torch.equal(total, old) and torch.equal(grads[0], eeg.grad) and torch.equal(grads[1], scale.grad)
+    assert torch.equal(clip_loss(eeg, img, 10.0), _old_standard_loss(eeg, img, 10.0))
+    cfg = build_loss("retrieval").config()
+    assert (cfg["temperature"], cfg["learn_temperature"], cfg["normalise"]) == ("exp", True, "both")
+
+
+def test_temperature_options_are_checked():
+    for bad, match in (
+        ({"temperature": "sigmoid"}, r"Invalid value for temperature: 'sigmoid'; expected one of \['exp', "),
+        ({"temperature": 0}, "Invalid value for temperature: 0;"),
+        ({"temperature": -0.07}, "Invalid value for temperature: -0.07"),
+        ({"temperature": True}, "Invalid value for temperature: True"),
+        (
+            {"normalise": "eeg"},
+            r"Invalid value for normalise: 'eeg'; allowed values are \['both', 'target'\]",
+        ),
+        ({"learn_temperature": "no"}, "Invalid value for learn_temperature: 'no'; expected true or false"),
+        ({"form": "seed", "temperature": "softplus"}, "form 'seed' fixes its own temperature"),
+        ({"form": "seed", "normalise": "target"}, "form 'seed' fixes its own temperature"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            build_loss("retrieval", **bad)
+    assert build_loss("retrieval", temperature=1).temperature == 1.0
+
+
+def test_mmd_mix_weights_the_two_losses():
+    torch.manual_seed(9)
+    eeg, img = torch.randn(12, 6, dtype=torch.float64), torch.randn(12, 6, dtype=torch.float64)
+    contrastive = build_loss("retrieval", w_img=1.0, w_txt=0.0)
+    total, parts = MMDMix(0.25, contrastive)(eeg, img, LOGIT_SCALE_INIT)
+    mmd, _ = mmd_loss(eeg, img)
+    c, _ = contrastive(eeg, img, LOGIT_SCALE_INIT)
+    assert total.item() == pytest.approx(0.25 * mmd.item() + 0.75 * c.item(), abs=1e-12)
+    assert set(parts) == {"img", "mmd", "mmd_weight", "total"} and parts["mmd_weight"].item() == 0.25
+    with pytest.raises(ValueError, match=r"MMD weight must be in \[0, 1\]; found 1.5"):
+        MMDMix(1.5, contrastive)

@@ -104,6 +104,31 @@ def test_known_settings_of_three_papers():
     assert loso.model == "TSConv" and loso.data.channels == "all" and loso.data.train_unit == "average"
     nice = TrainConfig.from_dict(recipe_config("nice"))
     assert (nice.epochs, nice.batch_size, nice.lr, nice.weight_decay) == (200, 1000, 2e-4, 0.0)
+    assert nice.betas == (0.5, 0.999)  # Adam(betas=(0.5, 0.999)): AdamW without weight decay
+
+
+def test_the_contrastive_forms_and_samgas_schedule_of_the_recipes():
+    """UBP: softplus of a learnable scale; SAMGA and NeuroBridge: softplus of the fixed initial scale; all three
+    normalise the image side only. SAMGA: MMD weight 0.9 -> 0.5 over its 20-epoch stage 1, then AdamW at 5e-5."""
+    from eegdecode.training.config import MMDSchedule
+    from eegdecode.training.losses import build_loss
+
+    forms = {}
+    for name in ("ubp", "samga", "neurobridge", "nice", "atm_s"):
+        cfg = TrainConfig.from_dict(recipe_config(name))
+        loss = build_loss(cfg.loss, **cfg.loss_options)
+        forms[name] = (loss.temperature, loss.learns_temperature, loss.normalise)
+    assert forms == {
+        "ubp": ("softplus", True, "target"),
+        "samga": ("softplus", False, "target"),
+        "neurobridge": ("softplus", False, "target"),
+        "nice": ("exp", True, "both"),
+        "atm_s": ("exp", True, "both"),
+    }
+    samga = TrainConfig.from_dict(recipe_config("samga"))
+    schedule = MMDSchedule.from_config(samga.mmd_epochs, samga.mmd_options)
+    assert (schedule.weight(0), schedule.weight(19), schedule.weight(20)) == (0.9, pytest.approx(0.5), None)
+    assert schedule.lr(20, samga.lr) == 5e-5 and samga.betas == (0.9, 0.999)
 
 
 def test_names_are_case_and_dash_insensitive_and_unknown_names_are_refused():
@@ -229,7 +254,7 @@ def test_recipes_command_lists_all_and_shows_one(capsys):
     assert " 91.3 | 34.4 | 4 |" in samga
     assert main(["recipes", "ubp"]) == 0
     text = capsys.readouterr().out
-    for part in ("Source", "Published", "Settings", "Deviations from the paper (2)", "model selection",
+    for part in ("Source", "Published", "Settings", "Deviations from the paper (1)", "model selection",
                  "On simulated data", SIMULATED_BACKBONE, "50.9"):  # fmt: skip
         assert part in text
     assert main(["recipes", "nope"]) == 2

@@ -239,3 +239,104 @@ def test_router_options_reach_the_head_and_the_optimizer():
                        ({"learning_rate": 1.0}, "unknown target.router options")):  # fmt: skip
         with pytest.raises(ConfigError, match=match):
             _cfg(target=_target(layers=["block:2", "block:5"], combine="router", router=bad))
+
+
+# ---- SAMGA's schedule: MMD weight from start to end over stage 1, a new AdamW at stage2_lr in stage 2 ------------
+
+SAMGA_TARGET = _target(
+    layers=["block:2", "block:5"], combine="router", router={"embed_dim": 32, "mid_dim": 64}
+)
+SAMGA = dict(epochs=4, target=SAMGA_TARGET, loss_options={"w_txt": 0}, mmd_epochs=2,
+             mmd_options={"start": 0.9, "end": 0.5, "stage2_lr": 2e-4})  # fmt: skip
+
+
+def test_the_mmd_schedule_has_samgas_weights_and_stage_2_rate():
+    from eegdecode.training.config import MMDSchedule
+
+    s = MMDSchedule.from_config(20, {"start": 0.9, "end": 0.5, "stage2_lr": 5e-5})  # SAMGA's intra.sh
+    assert s.weight(0) == 0.9 and s.weight(19) == pytest.approx(0.5, abs=1e-15)
+    assert s.weight(10) == pytest.approx(0.9 - 0.4 * 10 / 19, abs=1e-15)  # 0.689474: linear per epoch
+    assert s.weight(20) is None and s.weight(59) is None  # stage 2: the contrastive loss alone
+    assert [e for e in range(60) if s.new_optimizer_at(e)] == [20]
+    assert (s.lr(19, 1e-4), s.lr(20, 1e-4), s.lr(59, 1e-4)) == (1e-4, 5e-5, 5e-5)
+    assert MMDSchedule.from_config(1, {"start": 0.9, "end": 0.5}).weight(0) == 0.5  # SAMGA: end for one epoch
+    today = MMDSchedule.from_config(3, None)  # no options: pure MMD, one optimizer
+    assert today.weight(0) is None and not any(today.new_optimizer_at(e) for e in range(10))
+    assert today.lr(5, 1e-3) == 1e-3
+    for options, match in (
+        ({"start": 0.9}, "mmd_options.start and mmd_options.end go together"),
+        ({"start": 1.5, "end": 0.5}, r"mmd_options.start: 1.5; expected a number in \[0, 1\]"),
+        ({"stage2_lr": 0}, "mmd_options.stage2_lr: 0; expected a positive number"),
+        ({"stage2": 1e-4}, r"unknown mmd_options \['stage2'\]"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            _cfg(**{**SAMGA, "mmd_options": options})
+    with pytest.raises(ConfigError, match="mmd_options needs an MMD stage: set mmd_epochs > 0"):
+        _cfg(**{**SAMGA, "mmd_epochs": 0})
+
+
+def _grab_shared(run):
+    seen = []
+
+    def hook(name):
+        if name == "last.cleanup":
+            from safetensors.torch import load_file
+
+            weights = load_file(str(checkpoint_files(run / "checkpoints", "last")["weights"]))
+            seen.append(weights["head.shared.weight"].clone())
+
+    return seen, hook
+
+
+@pytest.fixture(scope="module")
+def samga_run(root, tmp_path_factory):
+    run = tmp_path_factory.mktemp("samga") / "full"
+    seen, hook = _grab_shared(run)
+    with faults.inject(hook):
+        train_fold(_cfg(**SAMGA), DatasetPaths(root), make_folds("intra", [1])[0], run, progress=False)
+    return run, seen
+
+
+def test_samgas_stages_in_a_run(samga_run):
+    run, shared = samga_run
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r.get("train_mmd_weight") for r in rows] == [
+        pytest.approx(0.9, abs=1e-12),
+        pytest.approx(0.5, abs=1e-12),
+        None,
+        None,
+    ]
+    assert (
+        "train_img" in rows[0] and "train_mmd" in rows[0] and "train_mmd" not in rows[2]
+    )  # mixed, then InfoNCE
+    assert [r["lr"] for r in rows] == [1e-3, 1e-3, 2e-4, 2e-4]
+    assert torch.equal(shared[1], shared[2]) and torch.equal(shared[2], shared[3])  # frozen in stage 2
+    assert not torch.equal(shared[0], shared[1])  # trained in stage 1
+    _, _, _, model, _ = load_run(run)
+    state = torch.load(checkpoint_files(run / "checkpoints", "last")["state"], weights_only=True)
+    (group,) = state["optimizer"]["param_groups"]
+    n_shared = len(list(model.head.shared.parameters()))
+    assert group["lr"] == 2e-4 and len(group["params"]) == len(list(model.parameters())) - n_shared > 0
+
+
+@pytest.mark.parametrize("epoch", [2, 3])
+def test_a_run_killed_in_stage_2_resumes_exactly(root, tmp_path, samga_run, epoch):
+    """Killed before the checkpoint of the first stage-2 epoch (resumes from a stage-1 optimizer, then starts the new
+    one) or of a later one (resumes the stage-2 optimizer): the same bytes as the uninterrupted run."""
+    ref, _ = samga_run
+    seen = {"epoch": -1}
+
+    def kill(name):
+        seen["epoch"] += name == "metrics"
+        if name == "last.state" and seen["epoch"] == epoch:  # before its last.json
+            raise KeyboardInterrupt
+
+    paths, fold, run = DatasetPaths(root), make_folds("intra", [1])[0], tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt), faults.inject(kill):
+        train_fold(_cfg(**SAMGA), paths, fold, run, progress=False)
+    assert read_json(run / "checkpoints" / "last.json")["epoch"] == epoch - 1
+    train_fold(_cfg(**SAMGA), paths, fold, run, progress=False, resume=True)
+    for name in ("metrics.jsonl", "results.json"):
+        assert (run / name).read_bytes() == (ref / name).read_bytes()
+    best = [checkpoint_files(r / "checkpoints", "best")["weights"].read_bytes() for r in (run, ref)]
+    assert best[0] == best[1]

@@ -73,6 +73,60 @@ def test_resume_after_interruption_gives_the_same_final_metrics(tiny_root, tmp_p
     assert resumed["kway"] == full["kway"]
 
 
+def test_adam_betas_reach_the_optimizer_and_bad_values_are_one_line(tiny_root, tmp_path):
+    """NICE's Adam(betas=(0.5, 0.999)) without weight decay: ``betas`` reaches the AdamW the run trains with (its
+    saved state) and ``config.json``; the default is AdamW's own (0.9, 0.999)."""
+    from eegdecode.errors import ConfigError
+    from eegdecode.training.step import make_optimizer
+
+    paths, fold, run = DatasetPaths(tiny_root), make_folds("intra", [1])[0], tmp_path / "nice"
+    train_fold(_cfg(epochs=1, betas=[0.5, 0.999], weight_decay=0.0), paths, fold, run, progress=False)
+    state = torch.load(checkpoint_files(run / "checkpoints", "last")["state"], weights_only=True)
+    (group,) = state["optimizer"]["param_groups"]
+    assert tuple(group["betas"]) == (0.5, 0.999) and group["weight_decay"] == 0.0
+    assert json.loads((run / "config.json").read_text())["betas"] == [0.5, 0.999]
+    assert _cfg().betas == (0.9, 0.999)
+    model = torch.nn.Linear(2, 2)
+    assert make_optimizer(model, 1e-3, 0.0, torch.device("cpu")).param_groups[0]["betas"] == (0.9, 0.999)
+    for bad in ([0.9], [0.9, 1.0], [-0.1, 0.999], "0.9 0.999", [0.9, True], [0.9, float("nan")]):
+        with pytest.raises(ConfigError) as err:
+            _cfg(betas=bad)
+        message = str(err.value)
+        assert message.startswith(f"Invalid value for betas: {bad!r}; expected two numbers in [0, 1)")
+        assert "\n" not in message
+
+
+def test_a_fixed_temperature_freezes_the_encoders_scale_and_softplus_trains_it(tiny_root, tmp_path):
+    """SAMGA / NeuroBridge (softplus of the fixed initial scale): the encoder's logit_scale is frozen and keeps its
+    initial value through weight decay; UBP (softplus, learnable): it trains."""
+    from safetensors.torch import load_file
+
+    from eegdecode.models.base import LOGIT_SCALE_INIT
+
+    paths, fold = DatasetPaths(tiny_root), make_folds("intra", [1])[0]
+    scales = {}
+    for name, learn in (("fixed", False), ("learnable", True)):
+        options = {"temperature": "softplus", "learn_temperature": learn, "normalise": "target"}
+        train_fold(_cfg(epochs=1, loss_options=options), paths, fold, tmp_path / name, progress=False)
+        weights = load_file(str(checkpoint_files(tmp_path / name / "checkpoints", "last")["weights"]))
+        scales[name] = weights["logit_scale"].item()
+    assert scales["fixed"] == torch.tensor(LOGIT_SCALE_INIT).item() != scales["learnable"]
+
+
+def test_a_run_from_before_an_option_existed_resumes(tiny_root, tmp_path):
+    """A stored config.json without ``betas`` / ``mmd_options`` (an earlier version) ran as their defaults, so
+    ``--resume`` accepts it and records no change."""
+    paths, fold, run = DatasetPaths(tiny_root), make_folds("intra", [1])[0], tmp_path / "old"
+    train_fold(_cfg(epochs=2), paths, fold, run, progress=False, stop_after_epoch=0)
+    stored = json.loads((run / "config.json").read_text())
+    del stored["betas"], stored["mmd_options"]
+    (run / "config.json").write_text(json.dumps(stored))
+    train_fold(_cfg(epochs=2), paths, fold, run, progress=False, resume=True)
+    assert json.loads((run / "config.json").read_text())["changes"] == []
+    with pytest.raises(ValueError, match=r"betas \[0.9, 0.999\] -> \[0.5, 0.999\]"):
+        train_fold(_cfg(epochs=3, betas=[0.5, 0.999]), paths, fold, run, progress=False, resume=True)
+
+
 def test_same_seed_same_numbers(tiny_root, tmp_path):
     paths = DatasetPaths(tiny_root)
     fold = make_folds("intra", [1])[0]
