@@ -257,3 +257,11 @@ def test_recipes_command_reads_a_recipe_dir(registry, tmp_path, capsys):
     assert capsys.readouterr().out.startswith("mine: My variant")
     assert main(["recipes", "--recipe-dir", str(tmp_path / "absent")]) == 1
     assert "absent: not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["neurobridge", "samga"])
+@pytest.mark.parametrize("protocol", ["intra", "loso"])
+def test_neurobridge_and_samga_smooth_the_training_eeg(name, protocol):
+    cfg = TrainConfig.from_dict(recipe_config(name, simulated=True, protocol=protocol))
+    assert cfg.data.augment == {"smooth": {"kernel": 5, "p": 0.3, "seed": 0}}
+    assert not [g for g in get_recipe(name).not_reproduced if "smooth" in g["what"].lower()]
