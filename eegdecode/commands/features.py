@@ -111,7 +111,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=None,
         help="image variant: none, gaussian:K, fovea:K[:G] (UBP), multiblur12 (12 Gaussian levels), ubp[:K:C] "
-        "(foveated K-C, K, K+C); repeatable (default: none)",
+        "(foveated K-C, K, K+C), noise:S, lowres:F, mosaic:P (NeuroBridge's augmentations); repeatable "
+        "(default: none)",
     )
     targets.add_argument(
         "--blur-size", type=int, default=224, help="square size blurred images are rendered at (default: 224)"

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from eegdecode.data.augment import make_augment, parse_augment
 from eegdecode.data.cache import SubjectCache, ensure_cache, gather
 from eegdecode.data.channels import resolve_channels
 from eegdecode.data.paths import DatasetPaths, subject_name
@@ -38,6 +39,9 @@ class DataOptions:
     test_reps: number of test repetitions averaged into a query (the first ``test_reps``); ``None`` = all.
     val_fraction / val_seed: the validation split of training concepts.
     dtype: cache dtype (``float16`` or ``float32``).
+    augment: augmentation of the *training samples* fixed at load time (:mod:`eegdecode.data.augment`):
+    ``None`` (default) or ``{"smooth": {"kernel": 5, "p": 0.3}}`` (NeuroBridge's moving-average prior; optional
+    ``seed``, default 0). Validation and test EEG are never augmented.
     """
 
     channels: str | tuple[str, ...] = "all"
@@ -47,9 +51,11 @@ class DataOptions:
     val_fraction: float = 0.05
     val_seed: int = 0
     dtype: str = "float16"
+    augment: dict | None = None
 
     def __post_init__(self):
         check_option("train_unit", self.train_unit, TRAIN_UNITS)
+        object.__setattr__(self, "augment", parse_augment(self.augment))
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"Invalid val_fraction {self.val_fraction}: expected 0 <= val_fraction < 1")
         if self.test_reps is not None and self.test_reps < 1:
@@ -79,6 +85,7 @@ class SubjectData:
         # One basic slice for contiguous channel runs (the common case) keeps memmap reads cheap.
         contiguous = self.ch_idx.size and np.all(np.diff(self.ch_idx) == 1)
         self._ch_sel = slice(int(self.ch_idx[0]), int(self.ch_idx[-1]) + 1) if contiguous else self.ch_idx
+        self.augment = make_augment(options.augment)
 
     @classmethod
     def open(
@@ -127,6 +134,25 @@ class SubjectData:
         out = np.empty_like(block)
         out[order] = block
         return out
+
+    def augment_rows(
+        self, block: np.ndarray, images: np.ndarray, reps: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Training rows ``block`` (n, chans, times; channels and time window selected) of the samples
+        ``(images[i], reps[i])`` (``reps`` None: repetition means) with ``options.augment`` applied: the same
+        rows and channels every call (:meth:`eegdecode.data.augment.Smoothing.chosen`). Smoothed single trials
+        are rounded to the cache dtype, so a float16 and a float32 read of a trial agree. No augmentation:
+        ``block`` itself."""
+        if self.augment is None:
+            return block
+        chosen = self.augment.chosen(self.name, images, reps, self.ch_idx)
+        return self.augment.apply(block, chosen, self.cache.train.dtype if reps is not None else None)
+
+    def train_samples(self, images: np.ndarray, reps: np.ndarray | None = None, keep_dtype: bool = False
+                      ) -> np.ndarray:  # fmt: skip
+        """Training samples as the model sees them: :meth:`read` of the training split, then
+        :meth:`augment_rows` (validation queries and embeddings use :meth:`read`, never augmented)."""
+        return self.augment_rows(self.read("train", images, reps, keep_dtype), images, reps)
 
 
 def image_concepts_from_counts(n_images: int, n_concepts: int, path: Path | None = None) -> np.ndarray:
@@ -221,7 +247,7 @@ class TrialDataset(torch.utils.data.Dataset):
         for si in np.unique(rows[:, 0]):
             sel = np.flatnonzero(rows[:, 0] == si)
             reps = None if self.unit == "average" else rows[sel, 2]
-            eeg[sel] = self.subjects[si].read("train", rows[sel, 1], reps, keep_dtype=self.keep_dtype)
+            eeg[sel] = self.subjects[si].train_samples(rows[sel, 1], reps, keep_dtype=self.keep_dtype)
         return {
             "eeg": torch.from_numpy(eeg),
             "image": torch.from_numpy(rows[:, 1].copy()),

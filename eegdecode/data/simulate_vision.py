@@ -52,6 +52,28 @@ mean sharp weight over the central object disc, ``w + (1 - w) * gain(K)``. Examp
 ``gaussian:21`` 0.46, ``gaussian:51`` 0.018, ``fovea:51:3`` 0.27. Colour, brightness, size, position and the
 semantic dimensions are untouched.
 
+**Other image variants** (NeuroBridge's augmentations, :mod:`eegdecode.targets.blur`). Each variant has a
+*texture gain* (the two texture dimensions), a *detail gain* (the fine detail dimensions) and an *artefact*: the
+variance of new image-specific content added to the fine detail dimensions, unrelated to the latent (hence not in
+the EEG), a fixed function of the image (:meth:`VisionHierarchy.artefact`). They follow from the image operation
+and natural-image statistics, with the renderer's texture frequency ``f`` and the blur size 224 (Nyquist ``N`` =
+112 cycles per image); the fine band is ``f ... N``:
+
+- ``noise:S`` (pixel sd ``S`` on 0-255): gains 1 (nothing is removed); artefact ``S^2 / (FINE_BAND * PIXEL_SD^2)``,
+  the noise variance over the image variance in the fine band. White noise lies almost all in the fine band; a
+  natural image has a ``1 / f^2`` power spectrum (Field 1987; van der Schaaf & van Hateren 1996), so the fine band
+  holds ``FINE_BAND = ln(N / f) / ln(N)`` = 0.462 of its variance (from 1 cycle per image); ``PIXEL_SD`` = 0.27 x 255,
+  the pixel sd CLIP's image normalisation assumes (0.269, 0.261, 0.276). ``noise:25``: 0.285.
+- ``lowres:F``: gains ``sinc(f / (224 F))^4``: Pillow's bilinear reduction by ``1 / F`` filters with a triangle of
+  half-width ``1 / F`` pixels (transfer ``sinc^2``), the bilinear enlargement with the same triangle again; no
+  artefact (aliasing neglected). ``lowres:0.1``: 0.094.
+- ``mosaic:P``: texture gain ``|sinc(f P / 224)|``, the zero-order hold of ``P``-pixel blocks (the texture lies below
+  the ``224 / P`` grid's Nyquist for ``P < 8.9``); the grid is sampled without a low-pass filter, so the share
+  ``ln(P) / ln(N / f)`` of the fine band above the grid's Nyquist (``N / P``) is aliased and, with the block edges,
+  becomes artefact: detail gain ``sqrt(1 - share)``, artefact ``share``. ``mosaic:5``: 0.874, 0.51, 0.74.
+
+The final embedding reads no detail, so there only the texture gain acts (``noise:S`` leaves it unchanged).
+
 **Ground truth.** :func:`ground_truth` measures, on 2000 fresh images of the world, for every layer how much of a
 subject's stimulus-driven EEG (the whitened noise-free templates) a ridge read-out of the layer explains
 (``eeg_from_layer_r2``) and how much of the layer's image-specific variance a ridge read-out of those templates
@@ -80,6 +102,7 @@ prior" (UBP), CVPR 2025.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
@@ -106,8 +129,9 @@ TEXTURE_CYCLES = (2 + 8 * 0.5) / OBJECT_RADIUS  # median texture frequency, cycl
 BLUR_SIZE = 224  # the size blur variants are rendered at (eegdecode.targets.blur.DEFAULT_BLUR_SIZE)
 N_CALIBRATION = 2048
 N_GROUND_TRUTH = 2000
-#: blur variants the simulator writes: none, UBP's three foveated levels, the 12 Gaussian levels of Liu et al.
-VARIANTS = ("none", "ubp", "multiblur12")
+#: variants the simulator writes: none, UBP's three foveated levels, the 12 Gaussian levels of Liu et al., and
+#: NeuroBridge's noise, low-resolution and mosaic augmentations (its Gaussian blur, kernel 15, is in multiblur12)
+VARIANTS = ("none", "ubp", "multiblur12", "noise:25", "lowres:0.1", "mosaic:5")
 BACKBONE_NAME = "vision"  # the store is TargetSpec("simulator:vision")
 POOLING = "cls"  # the pooling block arrays are stored under (a simulated block has one vector per image)
 _TIME_STEP = 5  # templates are compared every 5th sample (50 Hz at 250 Hz; the components are slower)
@@ -115,6 +139,10 @@ _EEG_COMPONENTS = 64
 #: blur variants the ground truth also scores (all layers)
 GROUND_TRUTH_BLUR = ("fovea:51:3", "gaussian:9", "gaussian:21", "gaussian:51")
 _RIDGE_FACTORS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+NYQUIST_CYCLES = BLUR_SIZE / 2  # cycles per image at the blur size
+#: share of a natural image's variance (1 / f^2 power spectrum, from 1 cycle per image) in the fine band
+FINE_BAND = math.log(NYQUIST_CYCLES / TEXTURE_CYCLES) / math.log(NYQUIST_CYCLES)
+PIXEL_SD = 0.27 * 255  # pixel sd (8-bit) that CLIP's image normalisation assumes
 
 
 def layer_names() -> list[str]:
@@ -148,6 +176,8 @@ def fine_gain(variant: str) -> float:
     v = parse_variant(variant)
     if v.kind == "none":
         return 1.0
+    if v.kind in ("noise", "lowres", "mosaic"):
+        return variant_effect(variant)[0]
     gain = (
         1.0 if v.kernel_size <= 1 else math.exp(-2 * math.pi**2 * (v.sigma * TEXTURE_CYCLES / BLUR_SIZE) ** 2)
     )
@@ -159,6 +189,29 @@ def fine_gain(variant: str) -> float:
     disc = np.hypot(yy - centre, xx - centre) <= OBJECT_RADIUS * BLUR_SIZE / 2
     w = float(weight[disc].mean())
     return w + (1 - w) * gain
+
+
+def _sinc(x: float) -> float:
+    return 1.0 if x == 0 else math.sin(math.pi * x) / (math.pi * x)
+
+
+@lru_cache(maxsize=64)
+def variant_effect(variant: str) -> tuple[float, float, float]:
+    """``(texture gain, detail gain, artefact variance)`` of an image variant (module docstring): blur variants
+    ``(g, g, 0)`` with ``g`` their :func:`fine_gain`; ``noise:S``, ``lowres:F``, ``mosaic:P`` as documented."""
+    from eegdecode.targets.blur import parse_variant
+
+    v = parse_variant(variant)
+    if v.kind == "noise":
+        return 1.0, 1.0, v.amount**2 / (FINE_BAND * PIXEL_SD**2)
+    if v.kind == "lowres":
+        g = _sinc(TEXTURE_CYCLES / (v.amount * BLUR_SIZE)) ** 4
+        return g, g, 0.0
+    if v.kind == "mosaic":
+        share = min(1.0, math.log(v.kernel_size) / math.log(NYQUIST_CYCLES / TEXTURE_CYCLES))
+        return abs(_sinc(TEXTURE_CYCLES * v.kernel_size / BLUR_SIZE)), math.sqrt(1 - share), share
+    g = fine_gain(variant)
+    return g, g, 0.0
 
 
 def parse_layer(layer: str) -> int | None:
@@ -217,15 +270,20 @@ class VisionHierarchy:
         """``n`` detail vectors (n, D_DETAIL), standard normal."""
         return rng.standard_normal((n, D_DETAIL))
 
-    def _hidden(self, latent: np.ndarray, detail: np.ndarray, layer: int, gain: float) -> np.ndarray:
+    def _hidden(self, latent: np.ndarray, detail: np.ndarray, layer: int, gain: float,
+                detail_gain: float | None = None, artefact: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
         s = shares(layer)
         z = np.asarray(latent, dtype=np.float64) / self._latent_sd
         nu = np.asarray(detail, dtype=np.float64)
+        detail_gain = gain if detail_gain is None else detail_gain
         if gain != 1.0:
             z = z.copy()
             z[:, list(FINE_LOW)] *= gain
+        if detail_gain != 1.0 or artefact is not None:
             nu = nu.copy()
-            nu[:, :N_FINE_DETAIL] *= gain
+            nu[:, :N_FINE_DETAIL] *= detail_gain
+            if artefact is not None:
+                nu[:, :N_FINE_DETAIL] += artefact
         x = np.concatenate(
             [
                 z[:, :D_LOW] * np.sqrt(s["low"] / D_LOW),
@@ -254,8 +312,29 @@ class VisionHierarchy:
         if len(detail) != len(latent):
             raise ValueError(f"detail: expected {len(latent)} rows (one per latent), found {len(detail)}")
         block = self._blocks[index]
-        h = self._hidden(latent, detail, index, fine_gain(blur))
+        texture, keep, artefact = variant_effect(blur)
+        extra = math.sqrt(artefact) * self.artefact(detail, blur) if artefact else None
+        h = self._hidden(latent, detail, index, texture, keep, extra)
         return (block.shared + (h - block.mean) / block.scale).astype(np.float32)
+
+    def artefact(self, detail: np.ndarray, variant: str) -> np.ndarray:
+        """``(n, N_FINE_DETAIL)`` standard normal values, a fixed function of each image (its detail vector) and the
+        variant: the content a variant adds to an image (a noise draw, aliased detail and block edges), the same
+        for an image every time and independent of its latent. Counter-based (SplitMix64 and Box-Muller)."""
+        from eegdecode.data.augment import splitmix64
+        from eegdecode.targets.blur import parse_variant
+
+        bits = np.ascontiguousarray(detail, dtype=np.float64).view(np.uint64)  # exact: no batch-dependent sums
+        code = np.uint64(zlib.crc32(parse_variant(variant).name.encode()))
+        golden = np.uint64(0x9E3779B97F4A7C15)
+        with np.errstate(over="ignore"):
+            dims = splitmix64(np.arange(bits.shape[1], dtype=np.uint64) * golden + np.uint64(self.world.seed))
+            key = np.bitwise_xor.reduce(splitmix64(bits ^ dims), axis=1)
+            j = np.arange(2 * N_FINE_DETAIL, dtype=np.uint64)
+            h = splitmix64(splitmix64(key)[:, None] ^ splitmix64(j * golden + code))
+        u = ((h >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+        u1, u2 = u[:, :N_FINE_DETAIL], u[:, N_FINE_DETAIL:]
+        return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
 
     @cached_property
     def probe(self) -> tuple[np.ndarray, np.ndarray]:
@@ -468,6 +547,10 @@ def write_vision_targets(world: World, root, variants=VARIANTS, chunk: int = 409
                 "blur": parse_variant(variant).provenance(BLUR_SIZE),
                 "fine_gain": round(fine_gain(variant), 6),
             }
+            if parse_variant(variant).kind in ("noise", "lowres", "mosaic"):
+                texture, keep, artefact = variant_effect(variant)
+                info["effect"] = {"texture_gain": round(texture, 6), "detail_gain": round(keep, 6),
+                                  "artefact": round(artefact, 6)}  # fmt: skip
             for layer in layer_names():
                 if layer == "embedding" and variant == "none":
                     continue

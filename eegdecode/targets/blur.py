@@ -23,16 +23,29 @@ A blur *variant* is named by a string:
 ``gaussian:K``               uniform Gaussian blur with an odd kernel size ``K`` of the image resized to the blur size
 ``fovea:K`` / ``fovea:K:G``  UBP's foveated blur, kernel ``K``, fall-off ``G`` (default 3)
 
+``noise:S``                  Gaussian pixel noise of standard deviation ``S`` (0-255 scale), clipped, floored
+``lowres:F``                 low resolution: resized to ``F`` times the size (bilinear) and back (bilinear)
+``mosaic:P``                 mosaic: sampled at ``size // P`` pixels (bilinear, not antialiased), enlarged back
+                             by pixel repetition (nearest), blocks of about ``P`` pixels
+
 and the shorthands ``multiblur12`` (the 12 Gaussian levels of Liu et al.) and ``ubp`` / ``ubp:K:C`` (UBP's three
 foveated levels ``K - C``, ``K``, ``K + C``; default ``K = 51``, ``C = 6``) expand to lists of variants.
 Blurred variants first resize the image to ``size x size`` (224, as both papers), then blur; the backbone's
 evaluation transform runs afterwards on the blurred image.
+
+The last three are NeuroBridge's image augmentations (Zhang et al., AAAI 2026, github.com/feroooooo/NeuroBridge,
+``module/image_augmentation.py`` and ``extract_feature.py``: ``GaussianNoise(std=25)``, ``LowResolution(scale=0.1)``,
+``Mosaic(mosaic_level=5)``, with ``GaussianBlur(15)`` the four whose features it averages, ``fuse_feature.py``), on
+the image resized to 224 x 224 as there; this implementation is our own (numpy and Pillow). Their noise is drawn
+unseeded; here it is drawn from a seed and the image's own pixels (:func:`add_noise`), so it is the same image every
+run and in every worker.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +64,14 @@ FOVEA_CENTRE_WEIGHT = 0.5
 _GAUSSIAN = re.compile(r"^gaussian:([0-9]+)$")
 _FOVEA = re.compile(r"^fovea:([0-9]+)(?::([0-9]*\.?[0-9]+))?$")
 _UBP = re.compile(r"^ubp(?::([0-9]+):([0-9]+))?$")
+_NUMBER = r"([0-9]*\.?[0-9]+)"
+_NOISE = re.compile(rf"^noise:{_NUMBER}$")
+_LOWRES = re.compile(rf"^lowres:{_NUMBER}$")
+_MOSAIC = re.compile(r"^mosaic:([0-9]+)$")
+#: seed of the ``noise:S`` draws (combined with a digest of each image's pixels)
+NOISE_SEED = 2025
+#: image variants that are not blurs (NeuroBridge's augmentations)
+AUGMENTATION_KINDS = ("noise", "lowres", "mosaic")
 
 
 def opencv_sigma(kernel_size: int) -> float:
@@ -60,11 +81,13 @@ def opencv_sigma(kernel_size: int) -> float:
 
 @dataclass(frozen=True)
 class BlurVariant:
-    """One image variant: ``kind`` ``none``, ``gaussian`` or ``fovea``, with its kernel and fall-off."""
+    """One image variant: ``kind`` ``none``, ``gaussian`` or ``fovea`` (kernel, fall-off), or ``noise`` (sd in
+    ``amount``), ``lowres`` (scale in ``amount``), ``mosaic`` (level in ``kernel_size``)."""
 
     kind: str
     kernel_size: int = 0
     falloff: float = UBP_FALLOFF
+    amount: float = 0.0
 
     @property
     def name(self) -> str:
@@ -73,6 +96,10 @@ class BlurVariant:
             return "none"
         if self.kind == "gaussian":
             return f"gaussian:{self.kernel_size}"
+        if self.kind in ("noise", "lowres"):
+            return f"{self.kind}:{self.amount:g}"
+        if self.kind == "mosaic":
+            return f"mosaic:{self.kernel_size}"
         return f"fovea:{self.kernel_size}:{self.falloff:g}"
 
     @property
@@ -82,16 +109,29 @@ class BlurVariant:
             return "none"
         if self.kind == "gaussian":
             return f"gaussian{self.kernel_size}"
+        if self.kind in ("noise", "lowres"):
+            return f"{self.kind}{self.amount:g}".replace(".", "p")
+        if self.kind == "mosaic":
+            return f"mosaic{self.kernel_size}"
         return f"fovea{self.kernel_size}g{self.falloff:g}".replace(".", "p")
 
     @property
     def sigma(self) -> float:
-        return opencv_sigma(self.kernel_size) if self.kind != "none" else 0.0
+        return opencv_sigma(self.kernel_size) if self.kind in ("gaussian", "fovea") else 0.0
 
     def provenance(self, size: int) -> dict:
         """What is recorded in the store for an array of this variant."""
         if self.kind == "none":
             return {"kind": "none"}
+        if self.kind == "noise":
+            return {"kind": "noise", "sd": self.amount, "size": size, "seed": NOISE_SEED,
+                    "rounding": "clipped to 0..255, floored"}  # fmt: skip
+        if self.kind == "lowres":
+            return {"kind": "lowres", "scale": self.amount, "size": size, "low_size": low_size(size, self.amount),
+                    "resample": "bilinear down, bilinear up (Pillow)"}  # fmt: skip
+        if self.kind == "mosaic":
+            return {"kind": "mosaic", "level": self.kernel_size, "size": size, "small": size // self.kernel_size,
+                    "down": "bilinear at pixel centres, not antialiased", "up": "nearest"}  # fmt: skip
         out = {"kind": self.kind, "kernel_size": self.kernel_size, "sigma": self.sigma, "size": size}
         if self.kind == "fovea":
             out.update(falloff=self.falloff, centre_weight=FOVEA_CENTRE_WEIGHT)
@@ -115,9 +155,20 @@ def parse_variant(text: str) -> BlurVariant:
     if m := _FOVEA.match(text):
         falloff = float(m.group(2)) if m.group(2) else UBP_FALLOFF
         return BlurVariant("fovea", _odd_kernel(m.group(1), text), falloff)
+    if m := _NOISE.match(text):
+        sd = float(m.group(1))
+        if sd > 0:
+            return BlurVariant("noise", amount=sd)
+    elif m := _LOWRES.match(text):
+        scale = float(m.group(1))
+        if 0 < scale < 1:
+            return BlurVariant("lowres", amount=scale)
+    elif m := _MOSAIC.match(text):
+        if int(m.group(1)) >= 2:
+            return BlurVariant("mosaic", int(m.group(1)))
     raise ValueError(
         f"Invalid value for blur: {text!r}; allowed values are none, gaussian:K, fovea:K[:G], multiblur12, "
-        f"ubp[:K:C] (K an odd kernel size)"
+        f"ubp[:K:C] (K an odd kernel size), noise:S (S > 0), lowres:F (0 < F < 1), mosaic:P (P >= 2)"
     )
 
 
@@ -192,6 +243,8 @@ def blur_tensor(x: torch.Tensor, variant: BlurVariant | str) -> torch.Tensor:
     variant = parse_variant(variant) if isinstance(variant, str) else variant
     if variant.kind == "none":
         return x.clone()
+    if variant.kind in AUGMENTATION_KINDS:
+        raise ValueError(f"{variant.name} is applied to 8-bit images: use blur_image")
     blurred = gaussian_blur(x, variant.kernel_size)
     if variant.kind == "gaussian":
         return blurred
@@ -207,10 +260,66 @@ def blur_image(img: Image.Image, variant: BlurVariant | str, size: int = DEFAULT
     variant = parse_variant(variant) if isinstance(variant, str) else variant
     if variant.kind == "none":
         return img
-    arr = np.asarray(img.convert("RGB").resize((size, size), Image.BICUBIC), dtype=np.float32)
+    resized = img.convert("RGB").resize((size, size), Image.BICUBIC)
+    if variant.kind == "noise":
+        return Image.fromarray(add_noise(np.asarray(resized), variant.amount))
+    if variant.kind == "lowres":
+        return low_resolution(resized, variant.amount)
+    if variant.kind == "mosaic":
+        return Image.fromarray(mosaic(np.asarray(resized), variant.kernel_size))
+    arr = np.asarray(resized, dtype=np.float32)
     x = torch.from_numpy(arr).permute(2, 0, 1)
     out = blur_tensor(x, variant).permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
     return Image.fromarray(out)
+
+
+def add_noise(arr: np.ndarray, sd: float, seed: int = NOISE_SEED) -> np.ndarray:
+    """``arr`` (uint8) plus Gaussian noise of standard deviation ``sd``, clipped to 0..255 and floored to uint8
+    (NeuroBridge's ``GaussianNoise``: ``np.clip(x + noise, 0, 255).astype(np.uint8)``).
+
+    The noise is drawn from ``seed`` and a CRC-32 of the pixels, so an image always gets the same draw."""
+    arr = np.ascontiguousarray(arr, dtype=np.uint8)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(arr.tobytes()), *arr.shape]))
+    noisy = arr.astype(np.float32) + rng.normal(0.0, sd, arr.shape).astype(np.float32)
+    return np.floor(np.clip(noisy, 0, 255)).astype(np.uint8)
+
+
+def low_size(size: int, scale: float) -> int:
+    """The side of the reduced image of ``lowres:scale`` (``int(size * scale)``, at least 1)."""
+    return max(1, int(size * scale))
+
+
+def low_resolution(img: Image.Image, scale: float) -> Image.Image:
+    """``img`` reduced to ``scale`` times its size and enlarged back, both bilinear (Pillow; its downsampling
+    widens the filter with the factor, i.e. antialiases), as NeuroBridge's ``LowResolution``."""
+    w, h = img.size
+    small = img.resize((low_size(w, scale), low_size(h, scale)), Image.BILINEAR)
+    return small.resize((w, h), Image.BILINEAR)
+
+
+def _linear_taps(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear resampling at pixel centres, ``src = (i + 0.5) * n_in / n_out - 0.5`` clamped to the image (the
+    convention of OpenCV's ``INTER_LINEAR``): left index, right index, right weight."""
+    src = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+    left = np.floor(src).astype(np.int64)
+    return left, np.minimum(left + 1, n_in - 1), src - left
+
+
+def mosaic(arr: np.ndarray, level: int) -> np.ndarray:
+    """NeuroBridge's ``Mosaic``: ``arr`` (h, w, c) uint8 sampled down to ``(h // level, w // level)`` bilinearly
+    at pixel centres (no antialiasing), rounded to 8 bits, then enlarged back to ``(h, w)`` by nearest neighbour
+    (``src = floor(i * small / big)``): a piecewise-constant image of blocks about ``level`` pixels wide."""
+    h, w = arr.shape[:2]
+    sh, sw = max(1, h // level), max(1, w // level)
+    x = arr.astype(np.float64)
+    t, b, wy = _linear_taps(sh, h)
+    x = x[t] * (1 - wy)[:, None, None] + x[b] * wy[:, None, None]
+    le, ri, wx = _linear_taps(sw, w)
+    x = x[:, le] * (1 - wx)[None, :, None] + x[:, ri] * wx[None, :, None]
+    small = np.clip(np.round(x), 0, 255).astype(np.uint8)
+    rows = np.minimum(np.arange(h) * sh // h, sh - 1)
+    cols = np.minimum(np.arange(w) * sw // w, sw - 1)
+    return small[rows][:, cols]
 
 
 class BlurTransform:

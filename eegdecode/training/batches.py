@@ -123,7 +123,8 @@ def _resident(
 ) -> torch.Tensor:
     """One subject's training EEG of ``images`` (sorted) on ``device``: (n_images, n_reps, chans, times) in the
     cache dtype for single trials, (n_images, chans, times) float32 repetition means otherwise (the values the host
-    path computes). Read ``chunk`` images at a time with positional reads (no page of the file made resident)."""
+    path computes), with ``DataOptions.augment`` applied as :meth:`~eegdecode.data.datasets.SubjectData.train_samples`
+    applies it. Read ``chunk`` images at a time with positional reads (no page of the file made resident)."""
     arr = subject.cache.train
     n_img, n_reps = images.size, arr.shape[1]
     if unit == "trial":
@@ -135,8 +136,12 @@ def _resident(
         block_images = images[start : start + chunk]
         if unit == "trial":
             block = np.ascontiguousarray(gather(arr, block_images)[:, :, subject._ch_sel, subject.t_idx])
+            if subject.augment is not None:  # the host path's rows: (image, rep) pairs, image-major
+                flat = block.reshape(-1, *block.shape[2:])
+                rep = np.tile(np.arange(n_reps), block_images.size)
+                block = subject.augment_rows(flat, np.repeat(block_images, n_reps), rep).reshape(block.shape)
         else:
-            block = subject.read("train", block_images)
+            block = subject.train_samples(block_images)
         out[start : start + len(block_images)] = torch.from_numpy(block).to(device)
         del block
     return out

@@ -37,8 +37,8 @@ PACKAGE_RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 SIMULATED_BACKBONE = "simulator:vision"
 #: layers of the simulated vision model (12 blocks as ViT-B, and the final embedding)
 SIMULATED_LAYERS = ("embedding", *(f"block:{i}" for i in range(12)))
-#: blur variants the simulator writes (shorthands of :mod:`eegdecode.targets.blur`)
-SIMULATED_BLUR = ("none", "ubp", "multiblur12")
+#: image variants the simulator writes (:mod:`eegdecode.targets.blur`; ``data.simulate_vision.VARIANTS``)
+SIMULATED_BLUR = ("none", "ubp", "multiblur12", "noise:25", "lowres:0.1", "mosaic:5")
 #: recipe keys; the first four are required
 REQUIRED_KEYS = ("name", "title", "source", "published", "settings", "deviations")
 OPTIONAL_KEYS = ("loso", "not_reproduced", "simulated", "notes")

@@ -115,8 +115,8 @@ class _TrialRows:
     def __getitem__(self, sl: slice) -> np.ndarray:
         rows = np.arange(self.shape[0])[sl]
         if self.unit == "trial":
-            return self.subject.read("train", self.images[rows // self.n_reps], rows % self.n_reps)
-        return self.subject.read("train", self.images[rows])
+            return self.subject.train_samples(self.images[rows // self.n_reps], rows % self.n_reps)
+        return self.subject.train_samples(self.images[rows])
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -282,3 +282,22 @@ def test_recipes_command_reads_a_recipe_dir(registry, tmp_path, capsys):
     assert capsys.readouterr().out.startswith("mine: My variant")
     assert main(["recipes", "--recipe-dir", str(tmp_path / "absent")]) == 1
     assert "absent: not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["neurobridge", "samga"])
+@pytest.mark.parametrize("protocol", ["intra", "loso"])
+def test_neurobridge_and_samga_smooth_the_training_eeg(name, protocol):
+    cfg = TrainConfig.from_dict(recipe_config(name, simulated=True, protocol=protocol))
+    assert cfg.data.augment == {"smooth": {"kernel": 5, "p": 0.3, "seed": 0}}
+    assert not [g for g in get_recipe(name).not_reproduced if "smooth" in g["what"].lower()]
+
+
+def test_neurobridge_averages_its_four_image_variants_and_the_simulator_writes_them():
+    from eegdecode.data.simulate_vision import VARIANTS
+
+    assert SIMULATED_BLUR == VARIANTS
+    for simulated in (False, True):
+        target = TrainConfig.from_dict(recipe_config("neurobridge", simulated=simulated)).target
+        assert target["blur"] == ["gaussian:15", "noise:25", "lowres:0.1", "mosaic:5"]
+        assert target["blur_rule"] == "mean"
+    assert not [g for g in get_recipe("neurobridge").not_reproduced if "mosaic" in g["what"]]
