@@ -10,6 +10,7 @@ through the registry, or from ``eegdecode.models.braindecode_baselines``).
 
 from eegdecode.models.atms import ATMS_50
 from eegdecode.models.base import EEGEncoder, count_parameters
+from eegdecode.models.blur_eeg import BlurEEGEncoder
 from eegdecode.models.eeg_project import EEGProject
 from eegdecode.models.heads import LayerRouter, MultiTargetHead, centred_layer_logits
 from eegdecode.models.muse_eeg import MUSE_EEG
@@ -24,6 +25,7 @@ __all__ = [
     "ATMS_50",
     "MUSE_EEG",
     "NICE_EEG",
+    "BlurEEGEncoder",
     "EEGEncoder",
     "EEGProject",
     "LayerRouter",

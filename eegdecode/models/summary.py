@@ -52,6 +52,11 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
         "in NeuroBridge's layout)",
         "Zhang et al. NeuroBridge (AAAI 2026), feroooooo/NeuroBridge",
     ),
+    "BlurEEGEncoder": (
+        "25 non-negative spatial filters, BatchNorm, temporal MLP (time to 200 to 200, ELU, dropout 0.25 / 0.65) shared "
+        "by the filters, linear head (the multi-blur paper's Brain_Visual_Encoder_EEG)",
+        "Liu et al. visual blur perception (AAAI 2026), makeitperfect/VisualEEGDecoding",
+    ),
     "EEGNet": (
         "braindecode EEGNet (F1 8, D 20, F2 160, kernel 4), raw 1024-d output",
         "Lawhern et al. 2018; braindecode 1.8.1",

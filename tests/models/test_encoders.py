@@ -10,7 +10,16 @@ from eegdecode.models import build_encoder, count_parameters, list_encoders, res
 
 SHAPES = [(63, 250), (17, 250), (17, 100), (271, 201)]
 SUBJECT_MODELS = ["NervformerV2", "ATMS_50"]
-PAPER_MODELS = ["NervformerV2", "NervformerV1", "MUSE_EEG", "ATMS_50", "NICE_EEG", "EEGProject", "TSConv"]
+PAPER_MODELS = [
+    "NervformerV2",
+    "NervformerV1",
+    "MUSE_EEG",
+    "ATMS_50",
+    "NICE_EEG",
+    "EEGProject",
+    "TSConv",
+    "BlurEEGEncoder",
+]
 
 pytestmark = pytest.mark.filterwarnings("ignore:This model has only been tested:UserWarning")
 
@@ -37,6 +46,7 @@ def test_registry_lists_the_required_names():
         "NICE_EEG",
         "EEGProject",
         "TSConv",
+        "BlurEEGEncoder",
         "EEGNet",
         "ShallowFBCSPNet",
         "EEGConformer",
@@ -59,6 +69,8 @@ def test_registry_lists_the_required_names():
         ("eegproject", "EEGProject"),
         ("EEG_Project", "EEGProject"),
         ("tsconv", "TSConv"),
+        ("Brain_Visual_Encoder_EEG", "BlurEEGEncoder"),
+        ("blureegencoder", "BlurEEGEncoder"),
         ("Ridge", "ridge"),
     ],
 )
@@ -104,6 +116,7 @@ EXPECTED_PARAMETERS = {
     "NICE_EEG": 2_630_913,
     "EEGProject": 17_180_673,  # 15,750 x 1024 + 1024, residual 1,049,600, LayerNorm 2,048, logit scale
     "TSConv": 2_630_913,  # NICE_EEG's network, flattened in another order
+    "BlurEEGEncoder": 5_213_050,  # spatial 25 x 63, BatchNorm 50, MLP 50,200 + 40,200, head 5,121,024, logit scale
     "EEGNet": 1_186_833,  # = the original EEGNetv4_Encoder (braindecode 0.8.1)
     "ShallowFBCSPNet": 886_845,  # = the original ShallowFBCSPNet_Encoder (its log-softmax has no parameters)
     "EEGConformer": 1_945_705,  # original 635,273 minus the 1760-256-32-1024 head plus Linear(1760 -> 1024)

@@ -44,7 +44,7 @@ same seeds; each test's time is in docs/training.md):
 recipe             seed  epochs  20-way top-1 %      2-way
 =================  ====  ======  ==================  =========================
 atm_s              0     4       30; 25 / 30         0.84; 0.86 / 0.83
-multiblur          21    4       50; 50 / 55 / 55    0.97; 0.96 / 0.97 / 0.97
+multiblur          21    12      25; 30 / 15 / 20    0.77; 0.86 / 0.85 / 0.87
 nervformer_v2      0     4       25; 30 / 15         0.80; 0.86 / 0.79
 neurobridge        2025  4       40; 30 / 20 / 25    0.85; 0.87 / 0.86 / 0.85
 nice               2023  10      25; 55 / 50 / 50    0.82; 0.93 / 0.95 / 0.93
@@ -63,7 +63,12 @@ samga first ran 6 epochs with 2 of MMD: 25; 20 / 10 / 40% top-1, 2-way 0.88; 0.7
 thresholds at seeds 1 and 2, so its run was lengthened (the thresholds were not changed); with today's router
 its test is the most seed-sensitive one. The smallest margins: shallow_alignment at its seed (4 queries for 3;
 16 epochs instead of 12 give the same, the validation split selects epoch 6 in both) and nervformer_v2 at seed
-2 (3 queries, 2-way 0.79), which the test does not run.
+2 (3 queries, 2-way 0.79), which the test does not run. multiblur runs the paper's BlurEEGEncoder (non-negative
+spatial filters): at 4 epochs it scored 25; 20 / 15 / 10%, 2-way 0.77; 0.72 / 0.81 / 0.69, below the 2-way
+threshold at seeds 1 and 3, so its run was lengthened to 12 (the thresholds were not changed; 8 epochs still
+failed at seed 3); at its own seed the validation split picks epoch 2 whatever the length, and its 2-way 0.765 is
+the smallest 2-way margin. With unconstrained spatial weights the same 4 epochs reach 45; 45 / 30 / 45%.
+(The table's earlier multiblur row, 50; 50 / 55 / 55 at 4 epochs, was EEGProject's.)
 """
 
 from __future__ import annotations
@@ -87,7 +92,7 @@ _DEEP_DATA = {"data": {"channels": "posterior17", "time_window": [0.0, 0.5], "tr
 #: each recipe's changes for a short CPU run (see the module docstring for why)
 CHANGES: dict[str, dict] = {
     "atm_s": {"epochs": 4, **_SHORT, **_DEEP_DATA},
-    "multiblur": {"epochs": 4, **_SHORT},
+    "multiblur": {"epochs": 12, **_SHORT},
     "nervformer_v2": {"epochs": 4, **_SHORT, "batch_size": 32, **_DEEP_DATA},
     "neurobridge": {"epochs": 4, **_SHORT},
     "nice": {"epochs": 10, **_SHORT, **_DEEP_DATA},

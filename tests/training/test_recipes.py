@@ -33,7 +33,7 @@ EXPECTED = {  # name -> (encoder, published THINGS-EEG2 intra top-1, loso top-1)
     "nice": ("NICE_EEG", 16.1, 6.2),
     "ubp": ("EEGProject", 50.9, 12.4),
     "neurobridge": ("EEGProject", 63.2, 19.0),
-    "multiblur": ("EEGProject", 80.0, 20.0),  # Liu et al. README (RN50)
+    "multiblur": ("BlurEEGEncoder", 80.0, 20.0),  # Liu et al. README (RN50)
     "shallow_alignment": ("EEGProject", 82.6, 22.4),
     "samga": ("EEGProject", 91.3, 34.4),
 }
