@@ -17,8 +17,8 @@ Options that change how fast a run goes but not what it computes (``batches``, `
 
 ``target`` (optional) says what the EEG is aligned to, as a :class:`TargetPlan` mapping: the target spec
 (``backbone``, ``weights``, ``layers``, ``pooling``, ``blur``) and how training uses it (``combine``, ``blur_rule``,
-``blur_level``, ``eval_variant``, ``router``). Without it the feature store named by ``features`` is the target, as
-before. ``mmd_epochs``: epochs of SAMGA's coarse MMD stage before InfoNCE (router targets only). ``recipe``: the
+``blur_level``, ``eval_variant``, ``router``, ``head``). Without it the feature store named by ``features`` is the
+target, as before. ``mmd_epochs``: epochs of SAMGA's coarse MMD stage before InfoNCE (router targets only). ``recipe``: the
 name of the recipe the settings started from (``train --recipe``), recorded; run folders are named after it.
 """
 

@@ -377,3 +377,13 @@ def test_head_and_learned_blur_options_are_checked_when_the_config_is_made(root)
             build_model(_cfg(model="ridge", target=target, loss_options={"w_txt": 0}), 17, 75, (48,), 1)
     # Old configs build the encoder alone, as before.
     assert not hasattr(build_model(_cfg(target=_target(layers=["block:2"])), 17, 75, (48,), 1), "head")
+
+
+def test_the_train_flags_set_the_head_and_the_learned_blur_rule(root):
+    from eegdecode.cli import build_parser
+    from eegdecode.commands.train import build_config
+
+    argv = ["train", "--data-root", str(root), "--target", "simulator:reference", "--target-layer", "block:2",
+            "--target-blur", *VARIANTS, "--blur-rule", "learned", "--linear-head", "32", "--w-txt", "0"]  # fmt: skip
+    cfg = build_config(build_parser(argv).parse_args(argv), DatasetPaths(root))
+    assert cfg.target["blur_rule"] == "learned" and cfg.target["head"] == {"kind": "linear", "embed_dim": 32}
