@@ -71,9 +71,11 @@ def ridge_config(cfg: dict[str, Any]) -> dict[str, Any]:
     """The closed-form ridge baseline on the target of a training config ``cfg``.
 
     Router targets become the concatenation of the same layers; a blur rule other than ``fixed`` (uncertainty,
-    random, mean) becomes ``fixed`` on the medium variant (the one the test gallery uses).
+    random, mean, learned) becomes ``fixed`` on the medium variant (the one the test gallery uses); a
+    ``target.head`` is dropped (ridge maps to the target itself).
     """
     target = copy.deepcopy(cfg.get("target") or {})
+    target.pop("head", None)
     if target.get("combine") == "router":
         target["combine"] = "concat"
         target.pop("router", None)

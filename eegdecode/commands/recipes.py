@@ -44,6 +44,8 @@ def target_label(settings: dict[str, Any]) -> str:
             label += f" ({target['blur_rule']})"
     if target.get("combine") == "router":
         label += ", router"
+    if target.get("head"):
+        label += f", {target['head'].get('kind')} head {target['head'].get('embed_dim')}"
     return label
 
 

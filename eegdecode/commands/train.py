@@ -74,7 +74,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--combine", choices=("concat", "router"), help="several layers: side by side, or SAMGA's router"
     )
     t.add_argument(
-        "--blur-rule", choices=("fixed", "random", "uncertainty", "mean"), help="blur variant per sample"
+        "--blur-rule",
+        choices=("fixed", "random", "uncertainty", "mean", "learned"),
+        help="blur variant per sample, their mean, or their learned softmax mixture",
+    )
+    t.add_argument(
+        "--linear-head",
+        type=int,
+        metavar="DIM",
+        help="linear projectors of the EEG and the target into a shared DIM-d space (target.head)",
     )
     t.add_argument("--mmd-epochs", type=int, help="epochs of SAMGA's MMD stage before InfoNCE (router only)")
     p.add_argument("--epochs", type=int)
@@ -231,6 +239,8 @@ def build_config(args: argparse.Namespace, paths) -> TrainConfig:  # noqa: F821
                       ("blur_rule", "blur_rule")):  # fmt: skip
         if getattr(args, flag, None) is not None:
             target[key] = getattr(args, flag)
+    if getattr(args, "linear_head", None) is not None:
+        target["head"] = {"kind": "linear", "embed_dim": args.linear_head}
     if target:
         d["target"] = target
     if getattr(args, "mmd_epochs", None) is not None:

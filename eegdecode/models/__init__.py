@@ -3,8 +3,8 @@
 Every encoder shares the constructor ``(n_chans, n_times, n_outputs=1024, n_subjects=1, **options)`` and
 ``forward(x, subject_idx=None)``; build them by name with :func:`build_encoder`. Shared blocks live in their own
 modules (``convolutions``, ``channel_attention``, ``subject_layers``, ``projection_head``, ``nervformer_core``);
-one file per architecture family. ``heads`` holds what sits on top of an encoder for multi-target alignment
-(SAMGA's per-subject layer router and shared projector). The braindecode baselines are imported lazily (by name
+one file per architecture family. ``heads`` holds what sits between an encoder and the loss (SAMGA's per-subject
+layer router and shared projector; a single target's linear projectors and learned blur-variant mixture). The braindecode baselines are imported lazily (by name
 through the registry, or from ``eegdecode.models.braindecode_baselines``).
 """
 
@@ -12,7 +12,14 @@ from eegdecode.models.atms import ATMS_50
 from eegdecode.models.base import EEGEncoder, count_parameters
 from eegdecode.models.blur_eeg import BlurEEGEncoder
 from eegdecode.models.eeg_project import EEGProject
-from eegdecode.models.heads import LayerRouter, MultiTargetHead, centred_layer_logits
+from eegdecode.models.heads import (
+    AlignedEncoder,
+    BlurMixer,
+    LayerRouter,
+    MultiTargetHead,
+    SingleTargetHead,
+    centred_layer_logits,
+)
 from eegdecode.models.muse_eeg import MUSE_EEG
 from eegdecode.models.nervformer_v1 import NervformerV1
 from eegdecode.models.nervformer_v2 import NervformerV2
@@ -24,6 +31,8 @@ from eegdecode.models.tsconv import TSConv
 __all__ = [
     "ATMS_50",
     "MUSE_EEG",
+    "AlignedEncoder",
+    "BlurMixer",
     "NICE_EEG",
     "BlurEEGEncoder",
     "EEGEncoder",
@@ -33,6 +42,7 @@ __all__ = [
     "NervformerV1",
     "NervformerV2",
     "RidgeEncoder",
+    "SingleTargetHead",
     "TSConv",
     "build_encoder",
     "centred_layer_logits",

@@ -1,4 +1,5 @@
-"""Heads for multi-target alignment: SAMGA's per-subject layer router and its shared projector.
+"""Heads between the encoder and the loss: SAMGA's per-subject layer router and its shared projector, and the
+heads of a single target (linear projectors, a learned mixture of blur variants).
 
 SAMGA aligns the EEG with a mixture of several intermediate layers of a vision model instead of one final
 embedding, the mixture weighted per subject:
@@ -307,14 +308,145 @@ class MultiTargetHead(nn.Module):
         return self.encode_eeg(eeg_embedding), self.encode_targets(layer_targets, subject)
 
 
+class BlurMixer(nn.Module):
+    """Learned softmax mixture of a target's blur variants, one weight per variant and feature dimension.
+
+    ``mix(x)[b, d] = sum_v softmax(logits[:, d])[v] * x[b, v, d]``: Liu et al.'s mixing of the 12 blur levels'
+    features, trained with the encoder ("Leveraging Visual Blur Perception Characteristics for EEG Decoding",
+    AAAI 2026; ``makeitperfect/VisualEEGDecoding``, ``models/Encoder.py``
+    ``Brain_Visual_Encoder_EEG.get_image_feature``: a ``learned_scale`` of shape ``(levels, dim)``, softmax over
+    the levels). The logits start at zero, so the initial mixture is the variants' mean exactly (the ``mean``
+    blur rule); theirs start at ``U[0, 1)`` and also mix four learned extra vectors, which this module does not.
+
+    Parameters
+    ----------
+    n_variants : int
+        Number of blur variants ``V`` (at least 2).
+    dim : int
+        Width of each variant's features.
+
+    Shapes
+    ------
+    ``forward((batch, V, dim))`` -> ``(batch, dim)``; ``weights()`` -> ``(V, dim)``, each column sums to 1;
+    ``level_weights()`` -> ``(V,)``, the weights averaged over the dimensions (sums to 1).
+    """
+
+    def __init__(self, n_variants: int, dim: int):
+        super().__init__()
+        for name, value, low in (("n_variants", n_variants, 2), ("dim", dim, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"Invalid value for {name}: {value!r}; expected an integer >= {low}")
+        self.n_variants, self.dim = n_variants, dim
+        self.logits = nn.Parameter(torch.zeros(n_variants, dim))
+
+    def extra_repr(self) -> str:
+        return f"n_variants={self.n_variants}, dim={self.dim}"
+
+    def weights(self) -> torch.Tensor:
+        """Softmax over the variants, per dimension: ``(V, dim)``."""
+        return torch.softmax(self.logits, dim=0)
+
+    def level_weights(self) -> torch.Tensor:
+        """Each variant's weight averaged over the feature dimensions: ``(V,)``."""
+        return self.weights().mean(dim=1)
+
+    def forward(self, variant_targets: torch.Tensor) -> torch.Tensor:
+        if variant_targets.ndim != 3 or tuple(variant_targets.shape[1:]) != (self.n_variants, self.dim):
+            raise ValueError(
+                f"BlurMixer variant_targets: expected shape (batch, {self.n_variants}, {self.dim}), "
+                f"found {tuple(variant_targets.shape)}"
+            )
+        return (variant_targets * self.weights().to(variant_targets.dtype)).sum(dim=1)
+
+
+class SingleTargetHead(nn.Module):
+    """The head of a one-layer (or concatenated) target: an optional :class:`BlurMixer` of its blur variants, then
+    optional linear projectors of both sides into a shared space.
+
+    * ``embed_dim``: a linear projector (with bias) of the EEG embedding and one of the (mixed) image target, each
+      into ``embed_dim`` dimensions; the loss compares the two (and L2-normalises them). This is NeuroBridge's
+      ``--projector linear --feature_dim 512`` (Zhang et al., AAAI 2026; ``feroooooo/NeuroBridge``,
+      ``module/projector.py`` ``ProjectorLinear`` and ``train.py``: ``eeg_projector`` and ``img_projector``, both
+      ``nn.Linear(feature_dim, 512)``, applied before the loss's normalisation, and the test gallery is the test
+      images' features through ``img_projector``) and the "linear semantic projector" of Shallow Alignment
+      (Du et al., arXiv 2601.21948). ``None``: no projection, both sides stay in the target's space.
+    * ``n_variants``: the target arrives as ``(batch, V, target_dim)``, every blur variant's features, and a
+      :class:`BlurMixer` makes one target of them before the projector. ``None``: ``(batch, target_dim)``.
+
+    Parameters
+    ----------
+    target_dim : int
+        Width of the target (of each variant).
+    eeg_dim : int
+        Width of the encoder's output.
+    embed_dim : int, optional
+        Width of the shared space; ``None`` keeps both sides as they are (then ``eeg_dim`` must be ``target_dim``).
+    n_variants : int, optional
+        Blur variants mixed by a learned :class:`BlurMixer`.
+
+    Shapes
+    ------
+    ``encode_eeg((batch, eeg_dim))`` -> ``(batch, embed_dim or eeg_dim)``;
+    ``encode_targets((batch, [V,] target_dim))`` -> ``(batch, embed_dim or target_dim)``.
+    """
+
+    def __init__(
+        self, target_dim: int, eeg_dim: int, embed_dim: int | None = None, n_variants: int | None = None
+    ):
+        super().__init__()
+        for name, value in (("target_dim", target_dim), ("eeg_dim", eeg_dim), ("embed_dim", embed_dim)):
+            if value is None and name == "embed_dim":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Invalid value for {name}: {value!r}; expected a positive integer")
+        if embed_dim is None and eeg_dim != target_dim:
+            raise ValueError(
+                f"SingleTargetHead without embed_dim compares the EEG with the target directly: eeg_dim "
+                f"({eeg_dim}) must equal target_dim ({target_dim})"
+            )
+        if embed_dim is None and n_variants is None:
+            raise ValueError("SingleTargetHead needs embed_dim, n_variants or both; found neither")
+        self.target_dim, self.eeg_dim, self.embed_dim = target_dim, eeg_dim, embed_dim
+        self.mixer = None if n_variants is None else BlurMixer(n_variants, target_dim)
+        self.eeg = None if embed_dim is None else nn.Linear(eeg_dim, embed_dim)
+        self.target = None if embed_dim is None else nn.Linear(target_dim, embed_dim)
+
+    def encode_targets(self, targets: torch.Tensor, subject: torch.Tensor | None = None) -> torch.Tensor:
+        """The (mixed) target through the target projector; ``subject`` is accepted for the trainer's call and
+        unused (the head is the same for every subject)."""
+        if self.mixer is not None:
+            targets = self.mixer(targets)
+        elif targets.ndim != 2 or targets.shape[1] != self.target_dim:
+            raise ValueError(
+                f"SingleTargetHead targets: expected shape (batch, {self.target_dim}), found {tuple(targets.shape)}"
+            )
+        return targets if self.target is None else self.target(targets)
+
+    def encode_eeg(self, eeg_embedding: torch.Tensor) -> torch.Tensor:
+        """The encoder's output through the EEG projector (unchanged without ``embed_dim``)."""
+        if eeg_embedding.ndim != 2 or eeg_embedding.shape[1] != self.eeg_dim:
+            raise ValueError(
+                f"SingleTargetHead eeg_embedding: expected shape (batch, {self.eeg_dim}), "
+                f"found {tuple(eeg_embedding.shape)}"
+            )
+        return eeg_embedding if self.eeg is None else self.eeg(eeg_embedding)
+
+    def forward(
+        self, eeg_embedding: torch.Tensor, targets: torch.Tensor, subject: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(encode_eeg(eeg_embedding), encode_targets(targets))``, the pair the loss compares."""
+        return self.encode_eeg(eeg_embedding), self.encode_targets(targets, subject)
+
+
 class AlignedEncoder(nn.Module):
-    """An encoder and a :class:`MultiTargetHead`: EEG and layer targets into the head's shared space.
+    """An encoder and a head (:class:`MultiTargetHead` or :class:`SingleTargetHead`): EEG and targets into the
+    head's space.
 
     ``forward(x, subject)`` is the EEG side (``head.encode_eeg(encoder(x, subject))``); :meth:`encode_targets` the
     target side. The encoder's ``logit_scale`` is the model's. State-dict keys are ``encoder.*`` and ``head.*``.
     """
 
-    def __init__(self, encoder: nn.Module, head: MultiTargetHead):
+    def __init__(self, encoder: nn.Module, head: MultiTargetHead | SingleTargetHead):
         super().__init__()
         self.encoder, self.head = encoder, head
 

@@ -17,10 +17,10 @@ Options that change how fast a run goes but not what it computes (``batches``, `
 
 ``target`` (optional) says what the EEG is aligned to, as a :class:`TargetPlan` mapping: the target spec
 (``backbone``, ``weights``, ``layers``, ``pooling``, ``blur``) and how training uses it (``combine``, ``blur_rule``,
-``blur_level``, ``eval_variant``, ``router``). Without it the feature store named by ``features`` is the target, as
-before. ``mmd_epochs``: epochs of SAMGA's coarse MMD stage before InfoNCE (router targets only); ``mmd_options``
-(optional, with ``mmd_epochs``) makes it SAMGA's schedule (:class:`MMDSchedule`). ``betas``: AdamW's two
-coefficients (default ``[0.9, 0.999]``; NICE uses ``[0.5, 0.999]``). ``recipe``: the name of the recipe the
+``blur_level``, ``eval_variant``, ``router``, ``head``). Without it the feature store named by ``features`` is the
+target, as before. ``mmd_epochs``: epochs of SAMGA's coarse MMD stage before InfoNCE (router targets only);
+``mmd_options`` (optional, with ``mmd_epochs``) makes it SAMGA's schedule (:class:`MMDSchedule`). ``betas``: AdamW's
+two coefficients (default ``[0.9, 0.999]``; NICE uses ``[0.5, 0.999]``). ``recipe``: the name of the recipe the
 settings started from (``train --recipe``), recorded; run folders are named after it.
 """
 
@@ -40,9 +40,13 @@ from eegdecode.training.losses import build_loss
 BATCH_SOURCES = ("auto", "device", "host")
 #: how several target layers become one target (``target.combine``)
 COMBINES = ("concat", "router")
-#: how a training sample's blur variant is chosen (``target.blur_rule``); ``mean`` averages the variants' features
-BLUR_RULES = ("fixed", "random", "uncertainty", "mean")
-_TARGET_TRAINING_KEYS = {"combine", "blur_rule", "blur_level", "eval_variant", "router"}
+#: how a training sample's blur variant is chosen (``target.blur_rule``); ``mean`` averages the variants' features,
+#: ``learned`` mixes them with softmax weights trained with the encoder
+BLUR_RULES = ("fixed", "random", "uncertainty", "mean", "learned")
+#: heads of a single (or concatenated) target (``target.head.kind``)
+HEAD_KINDS = ("linear",)
+_TARGET_TRAINING_KEYS = {"combine", "blur_rule", "blur_level", "eval_variant", "router", "head"}
+_HEAD_KEYS = {"kind", "embed_dim"}
 _MMD_KEYS = ("start", "end", "stage2_lr")
 _ROUTER_KEYS = {
     "centre",
@@ -64,9 +68,15 @@ class TargetPlan:
     combine: ``concat`` (layer features side by side) or ``router`` (SAMGA's per-subject layer weighting with a
       shared projector, :class:`~eegdecode.models.heads.MultiTargetHead`); a single layer is used as it is.
     blur_rule: ``fixed`` (variant ``blur_level``, default the middle one), ``random`` (uniform per sample and step),
-      ``uncertainty`` (UBP's rule; three variants), ``mean`` (the variants' features averaged).
+      ``uncertainty`` (UBP's rule; three variants), ``mean`` (the variants' features averaged), ``learned``
+      (every variant's features, mixed by softmax weights per variant and dimension trained with the encoder:
+      :class:`~eegdecode.models.heads.BlurMixer`; at the start the mixture is ``mean``'s).
     eval_variant: the variant of the validation and test galleries (default: the one ``fixed`` would use; for
-      ``mean``, the average).
+      ``mean``, the average; for ``learned``, the learned mixture, and ``eval_variant`` may not be set).
+    head: ``None`` (default) or ``{kind: linear, embed_dim: N}``: linear projectors of the EEG embedding and of
+      the target into a shared ``N``-d space, trained with the encoder (NeuroBridge's projector;
+      :class:`~eegdecode.models.heads.SingleTargetHead`); the galleries go through the target projector. For
+      one layer or concatenated layers (not ``combine: router``, which has its own projectors); no text side.
     router: options of the router head (``centre``, ``strength``, ``temperature``, ``subject_dropout``,
       ``mid_dim``, ``embed_dim``; ``normalize``: L2-normalise each projected layer before the mix, ``lr``: the
       router logits' own learning rate; both off by default, as in SAMGA, where the weights stay at their prior:
@@ -79,6 +89,7 @@ class TargetPlan:
     blur_level: int | None = None
     eval_variant: str | None = None
     router: dict[str, Any] = field(default_factory=dict)
+    head: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TargetPlan:
@@ -134,7 +145,46 @@ class TargetPlan:
             )
         if plan.combine == "router" and len(spec.layers) < 2:
             raise ConfigError("target.combine 'router' weights several layers; target.layers names one")
+        plan._check_head()
+        if plan.blur_rule == "learned":
+            if n < 2:
+                raise ConfigError(f"target.blur_rule 'learned' mixes several blur variants; found {n}")
+            for name in ("eval_variant", "blur_level"):
+                if getattr(plan, name) is not None:
+                    raise ConfigError(
+                        f"target.{name} is not used with blur_rule 'learned' (training and galleries use the "
+                        f"learned mixture of every variant); found {getattr(plan, name)!r}"
+                    )
+            if plan.combine == "router":
+                raise ConfigError(
+                    "target.blur_rule 'learned' is for one layer or concatenated layers, not router"
+                )
         return plan
+
+    def _check_head(self) -> None:
+        if self.head is None:
+            return
+        if not isinstance(self.head, dict):
+            raise ConfigError(
+                f"Invalid value for target.head: {self.head!r}; expected a mapping such as "
+                "{kind: linear, embed_dim: 512}"
+            )
+        unknown = sorted(set(self.head) - _HEAD_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"unknown target.head options {unknown}; known options are {sorted(_HEAD_KEYS)}"
+            )
+        check_option("target.head.kind", self.head.get("kind"), HEAD_KINDS)
+        dim = self.head.get("embed_dim")
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ConfigError(
+                f"Invalid value for target.head.embed_dim: {dim!r}; expected a positive integer"
+            )
+        if self.combine == "router":
+            raise ConfigError(
+                "target.head is for one layer or concatenated layers; combine 'router' has its own projectors "
+                "(target.router.embed_dim)"
+            )
 
     @property
     def train_level(self) -> int:

@@ -11,8 +11,12 @@ embedding per image, one text embedding per concept), exactly as before. With a 
 - the training rows are a stack ``(n_variants, n_images, ...)``; each sample's variant is chosen by
   :class:`~eegdecode.targets.chooser.BlurChooser` (``fixed``, ``random``, ``uncertainty``) or the variants are
   averaged (``mean``); validation and test galleries use ``target.eval_variant`` (default: the ``fixed`` one);
+- ``blur_rule: learned``: every row carries every variant, ``(n_images, n_variants, dim)``, in training and in
+  the galleries alike; the model's :class:`~eegdecode.models.heads.BlurMixer` mixes them (:func:`target_space`);
+- ``target.head``: the rows stay in the target's space; the model's head projects them (:func:`target_space`);
 - text: the store's prompt features when they have the target's width, else each concept's mean image target
-  (recorded in ``config.json`` as ``target_text``).
+  (for ``learned``, of the variants' mean); none for router targets and for a projection head (recorded in
+  ``config.json`` as ``target_text``).
 
 :class:`TrainTargets` holds the training rows on the device and gives each batch its targets without host reads.
 """
@@ -83,8 +87,12 @@ def load_target_arrays(data_root: str | Path, plan: TargetPlan) -> TargetArrays:
 
     def text_for(split: str, image: np.ndarray) -> tuple[np.ndarray, str]:
         n_concepts = int(splits_meta[split]["n_concepts"])
-        if image.ndim == 3:  # router targets (n, L, dim): no text target
+        if plan.combine == "router" and image.ndim == 3:  # router targets (n, L, dim): no text target
             return np.zeros((n_concepts, 0), dtype=np.float32), "none (router targets)"
+        if plan.head is not None:  # the EEG lives in the head's space, the text in the target's
+            return np.zeros((n_concepts, 0), dtype=np.float32), "none (projection head)"
+        if image.ndim == 3:  # learned blur mixture (n, V, dim): the text of the variants' mean
+            image = image.mean(axis=1)
         stored = store.text(split)
         if spec.layers == ("embedding",) and stored is not None and stored.shape[1] == image.shape[1]:
             return np.asarray(stored, dtype=np.float32), "stored prompts"
@@ -94,11 +102,14 @@ def load_target_arrays(data_root: str | Path, plan: TargetPlan) -> TargetArrays:
     for split in ("train", "test"):
         if plan.blur_rule == "mean":
             image = np.mean([layers(split, v) for v in spec.blur], axis=0)
+        elif plan.blur_rule == "learned":  # (n, V, dim): the model's BlurMixer makes one target of them
+            image = np.stack([layers(split, v) for v in spec.blur], axis=1)
         else:
             image = layers(split, eval_variant)
         text, text_kind = text_for(split, image)
+        shown = "learned mixture" if plan.blur_rule == "learned" else eval_variant
         fs_meta = {"format": "eegdecode-targets-view/1", "dim": int(image.shape[-1]), "splits": splits_meta,
-                   "store": str(store.folder), "eval_variant": eval_variant, "text": text_kind}  # fmt: skip
+                   "store": str(store.folder), "eval_variant": shown, "text": text_kind}  # fmt: skip
         views[split] = FeatureSet(image=image, text=text, meta=fs_meta)
     stack = None
     if len(spec.blur) > 1 and plan.blur_rule in ("random", "uncertainty"):
@@ -109,7 +120,10 @@ def load_target_arrays(data_root: str | Path, plan: TargetPlan) -> TargetArrays:
 
 
 class TrainTargets:
-    """The training targets on the device; ``rows(batch)`` gives each sample its image and text target."""
+    """The training targets on the device; ``rows(batch)`` gives each sample its image and text target.
+
+    For ``blur_rule: learned`` the one "variant" of the stack is the ``(n_images, n_variants, dim)`` view, so a
+    batch's image targets are ``(batch, n_variants, dim)``, every variant, and the model's head mixes them."""
 
     def __init__(self, arrays: TargetArrays, image_concept: np.ndarray, n_samples: int, seed: int,
                  device: torch.device):  # fmt: skip
@@ -152,8 +166,9 @@ class TrainTargets:
 def target_space(
     model: torch.nn.Module, rows: np.ndarray, device: torch.device, batch: int = 1024
 ) -> np.ndarray:
-    """Target rows in the space the model's EEG embeddings live in: through the router head's target side
-    (global weights) for an :class:`~eegdecode.models.heads.AlignedEncoder`, unchanged otherwise."""
+    """Target rows in the space the model's EEG embeddings live in: through the head's target side (the router's
+    global weights, the learned blur mixture, the target projector) for an
+    :class:`~eegdecode.models.heads.AlignedEncoder`, unchanged otherwise."""
     if not hasattr(model, "encode_targets"):
         return np.asarray(rows)
     model.eval()

@@ -55,7 +55,7 @@ from eegdecode.evaluation.ceiling import load_ceiling
 from eegdecode.evaluation.kway import kway_accuracy, standard_ks
 from eegdecode.io import atomic_path, json_line, read_json, write_json
 from eegdecode.models import build_encoder, resolve_encoder_name
-from eegdecode.models.heads import AlignedEncoder, MultiTargetHead, centred_layer_logits
+from eegdecode.models.heads import AlignedEncoder, MultiTargetHead, SingleTargetHead, centred_layer_logits
 from eegdecode.training import preflight
 from eegdecode.training.batches import make_batch_source
 from eegdecode.training.checkpoint import load_checkpoint, save_checkpoint, tidy_checkpoint
@@ -208,7 +208,9 @@ def evaluate_test(
 ) -> dict[str, Any]:
     """k-way test results per test subject (queries averaged over ``cfg.data.test_reps`` repetitions)."""
     if gallery == "text" and fd.test_feats.text.shape[1] == 0:
-        raise ConfigError("this run's targets have no text side (router targets): use --gallery image")
+        raise ConfigError(
+            "this run's targets have no text side (router targets or a projection head): use --gallery image"
+        )
     gal = target_space(model, fd.test_feats.image, device) if gallery == "image" else fd.test_feats.text
     out = {}
     for s in fd.test_subjects:
@@ -269,20 +271,29 @@ def _run_record(cfg: TrainConfig, fold: Fold, fd: FoldData, paths: DatasetPaths,
 def build_model(
     cfg: TrainConfig, n_chans: int, n_times: int, target_shape, n_subjects: int
 ) -> torch.nn.Module:
-    """The encoder of ``cfg.model`` (and, for router targets, the head around it: an AlignedEncoder).
+    """The encoder of ``cfg.model``, inside an AlignedEncoder with its head for router targets, a ``target.head``
+    or ``blur_rule: learned``.
 
-    ``target_shape``: ``(dim,)`` or ``(n_layers, dim)`` of one image's target.
+    ``target_shape``: ``(dim,)``, ``(n_layers, dim)`` (router) or ``(n_variants, dim)`` (learned blur mixture) of
+    one image's target.
     """
     options = {k: v for k, v in cfg.model_options.items() if k != "fit"}
     dim = int(target_shape[-1])
     encoder = build_encoder(cfg.model, n_chans, n_times, dim, n_subjects=n_subjects, **options)
     plan = TargetPlan.from_dict(cfg.target) if cfg.target is not None else None
-    if plan is None or plan.combine != "router":
+    if plan is None or (plan.combine != "router" and plan.head is None and plan.blur_rule != "learned"):
         return encoder
+    what = (
+        "router targets" if plan.combine == "router" else "target.head" if plan.head else "blur_rule learned"
+    )
     if hasattr(encoder, "fit"):
-        raise ConfigError(f"{cfg.model} is fitted in closed form: router targets need a trained encoder")
-    if cfg.loss_options.get("w_txt", build_loss(cfg.loss).w_txt):
-        raise ConfigError("router targets have no text side: set loss_options w_txt to 0")
+        raise ConfigError(f"{cfg.model} is fitted in closed form: {what} needs a trained encoder")
+    if (plan.combine == "router" or plan.head) and cfg.loss_options.get("w_txt", build_loss(cfg.loss).w_txt):
+        raise ConfigError(f"{what}: no text side; set loss_options w_txt to 0")
+    if plan.combine != "router":
+        n_variants = len(plan.spec.blur) if plan.blur_rule == "learned" else None
+        embed_dim = plan.head["embed_dim"] if plan.head else None
+        return AlignedEncoder(encoder, SingleTargetHead(dim, dim, embed_dim=embed_dim, n_variants=n_variants))
     ids = [int(x.split(":")[1]) if x.startswith("block:") else i for i, x in enumerate(plan.spec.layers)]
     r = plan.router
     init = centred_layer_logits(ids, r.get("centre", ids[len(ids) // 2]), r.get("strength", 1.0))
@@ -393,7 +404,7 @@ class LossStages:
         self.contrastive = build_loss(cfg.loss, **cfg.loss_options)
         self.schedule = MMDSchedule.from_config(cfg.mmd_epochs, cfg.mmd_options)
         self.router_lr = (
-            TargetPlan.from_dict(cfg.target).router.get("lr") if isinstance(model, AlignedEncoder) else None
+            TargetPlan.from_dict(cfg.target).router.get("lr") if _has_head(model, "router") else None
         )
         if not self.contrastive.learns_temperature:
             model.logit_scale.requires_grad_(False)
@@ -600,7 +611,26 @@ def _results(model, fd, fold, cfg, device, resolved, best_epoch, best_val, selec
         **{k: first[k] for k in ("ceiling", "ceiling_note") if k in first},
         "subjects": subjects,
         "simulated": (Path(resolved["data_root"]) / "simulation.json").exists(),
-        **({"layer_weights": _layer_weights(model, fold, cfg)} if isinstance(model, AlignedEncoder) else {}),
+        **({"layer_weights": _layer_weights(model, fold, cfg)} if _has_head(model, "router") else {}),
+        **(_blur_weights(model, cfg) if _has_head(model, "mixer") else {}),
+    }
+
+
+def _has_head(model, part: str) -> bool:
+    return isinstance(model, AlignedEncoder) and getattr(model.head, part, None) is not None
+
+
+@torch.no_grad()
+def _blur_weights(model: AlignedEncoder, cfg: TrainConfig) -> dict[str, dict[str, Any]]:
+    """The learned blur mixture: each variant's softmax weight averaged over the feature dimensions
+    (``blur_weights``, sums to 1) and its range over the dimensions (``blur_weights_range``: [min, max])."""
+    variants = TargetPlan.from_dict(cfg.target).spec.blur
+    w = model.head.mixer.weights().float().cpu()
+    return {
+        "blur_weights": dict(zip(variants, w.mean(dim=1).tolist())),
+        "blur_weights_range": {
+            v: [float(lo), float(hi)] for v, lo, hi in zip(variants, w.min(1).values, w.max(1).values)
+        },
     }
 
 

@@ -59,6 +59,10 @@ SAMGA's MMD-weight schedule and stage-2 rate; before: neurobridge 45; 30 / 45 / 
 nice 30; 45 / 40 / 45 (0.84; 0.94 / 0.94 / 0.91), samga 30; 30 / 25 / 45 (0.88; 0.91 / 0.87 / 0.90), ubp 45; 35 /
 45 / 30 (0.91; 0.92 / 0.91 / 0.89). samga at seed 1 (2-way 0.76) is now the smallest 2-way margin.
 
+After the linear head (``target.head``, neurobridge and shallow_alignment) and the learned blur mixture
+(``blur_rule: learned``, multiblur) entered those recipes (2026-12-02, same machine, recipe seed only; seeds 1 / 2 /
+3 not re-run): multiblur 50 / 0.97, neurobridge 50 / 0.94, shallow_alignment 35 / 0.92 (20-way top-1 % / 2-way).
+
 samga first ran 6 epochs with 2 of MMD: 25; 20 / 10 / 40% top-1, 2-way 0.88; 0.74 / 0.58 / 0.85, below the
 thresholds at seeds 1 and 2, so its run was lengthened (the thresholds were not changed); with today's router
 its test is the most seed-sensitive one. The smallest margins: shallow_alignment at its seed (4 queries for 3;

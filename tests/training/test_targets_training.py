@@ -340,3 +340,151 @@ def test_a_run_killed_in_stage_2_resumes_exactly(root, tmp_path, samga_run, epoc
         assert (run / name).read_bytes() == (ref / name).read_bytes()
     best = [checkpoint_files(r / "checkpoints", "best")["weights"].read_bytes() for r in (run, ref)]
     assert best[0] == best[1]
+
+
+def _manual_test_kway(model, fd, fold, cfg, gallery):
+    """The test k-way result of ``model`` against an explicitly given gallery (evaluate_test's computation)."""
+    from eegdecode.data.datasets import averaged_eeg
+    from eegdecode.evaluation.kway import kway_accuracy, standard_ks
+    from eegdecode.training.trainer import embed
+
+    s = fd.test_subjects[0]
+    emb = embed(model, averaged_eeg(s, "test", n_reps=cfg.data.test_reps), fold.subject_layer[s.name],
+                torch.device("cpu"))  # fmt: skip
+    return kway_accuracy(
+        emb, gallery, ks=standard_ks(len(emb)), n_draws=cfg.eval_draws, seed=cfg.seed
+    ).to_dict()
+
+
+def _manual_val_top1(model, fd, fold, cfg, gallery):
+    from eegdecode.data.datasets import averaged_eeg
+    from eegdecode.evaluation.kway import kway_accuracy
+    from eegdecode.training.trainer import embed
+
+    s, k = fd.train_subjects[0], min(cfg.val_k, int(fd.val_images.size))
+    q = torch.from_numpy(averaged_eeg(s, "train", fd.val_images))
+    emb = embed(model, q, fold.subject_layer[s.name], torch.device("cpu"))
+    return kway_accuracy(emb, gallery, ks=(k,), n_draws=20, seed=cfg.seed).scores[k].top1_mean
+
+
+def test_linear_head_is_trained_scored_in_its_space_saved_and_rebuilt(root, tmp_path):
+    """``target.head: {kind: linear, embed_dim: 16}``: NeuroBridge's two linear projectors around the encoder;
+    validation and test galleries are the images' targets through the target projector."""
+    from safetensors.torch import load_file
+
+    from eegdecode.training.trainer import Validator, build_model
+
+    paths, fold = DatasetPaths(root), make_folds("intra", [1])[0]
+    target = _target(layers=["block:2"], blur=["gaussian:9"], head={"kind": "linear", "embed_dim": 16})
+    cfg = _cfg(target=target, loss_options={"w_txt": 0})
+    res = train_fold(cfg, paths, fold, tmp_path / "h", progress=False)
+    rec = read_json(tmp_path / "h" / "config.json")
+    assert rec["target_shape"] == [48] and rec["target_text"] == "none (projection head)"
+    plain = build_model(_cfg(target=_target(layers=["block:2"], blur=["gaussian:9"])), 17, 75, (48,), 1)
+    n_plain = sum(p.numel() for p in plain.parameters() if p.requires_grad)
+    assert rec["n_parameters"] == n_plain + 2 * (48 * 16 + 16)  # EEG and target projectors, with bias
+    assert "layer_weights" not in res and "blur_weights" not in res
+    _, cfg2, fold2, model, _ = load_run(tmp_path / "h")
+    weights = load_file(str(checkpoint_files(tmp_path / "h" / "checkpoints", "best")["weights"]))
+    assert torch.equal(model.head.target.weight, weights["head.target.weight"])
+    with torch.no_grad():  # in eval mode: a training-mode forward would move the batch-norm statistics
+        assert model.eval()(torch.randn(2, 17, 75), torch.zeros(2, dtype=torch.long)).shape == (2, 16)
+    fd = load_fold_data(paths, fold2, cfg2)
+    assert evaluate_test(model, fd, fold2, cfg2, torch.device("cpu"))["sub-01"].to_dict() == res["kway"]
+    with torch.no_grad():
+        test_gallery = model.head.target(torch.from_numpy(np.asarray(fd.test_feats.image))).numpy()
+        val_gallery = model.head.target(
+            torch.from_numpy(np.asarray(fd.train_feats.image)[fd.val_images])
+        ).numpy()
+    assert test_gallery.shape == (fd.test_feats.image.shape[0], 16)
+    assert _manual_test_kway(model, fd, fold2, cfg2, test_gallery) == res["kway"]
+    val = Validator(fd, fold2, cfg2, torch.device("cpu"))(model)
+    assert val["val_top1"] == _manual_val_top1(model, fd, fold2, cfg2, val_gallery) == res["val_top1"]
+    with pytest.raises(ConfigError, match="no text side"):
+        evaluate_test(model, fd, fold2, cfg2, torch.device("cpu"), gallery="text")
+    with pytest.raises(ConfigError, match="target.head: no text side; set loss_options w_txt to 0"):
+        train_fold(dataclasses.replace(cfg, loss_options={}), paths, fold, tmp_path / "x", progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+def test_learned_blur_mixture_starts_at_the_mean_trains_and_records_its_weights(root, tmp_path):
+    """``blur_rule: learned``: every batch carries all four variants; the mixer starts as the ``mean`` rule, its
+    weights move, are written to results.json per variant and come back with the checkpoint; the galleries are
+    the learned mixture."""
+    from eegdecode.training.targets import TrainTargets, target_space
+    from eegdecode.training.trainer import build_model
+
+    paths, fold = DatasetPaths(root), make_folds("intra", [1])[0]
+    cfg = _cfg(epochs=3, target=_target(layers=["block:2"], blur=list(VARIANTS), blur_rule="learned"))
+    fd = load_fold_data(paths, fold, cfg)
+    assert fd.test_feats.image.shape[1:] == (4, 48) and fd.train_feats.image.shape[1:] == (4, 48)
+    assert fd.targets.train.meta["text"] == "concept mean of the image targets"  # of the variants' mean
+    mean = load_fold_data(paths, fold, _cfg(target=_target(layers=["block:2"], blur=list(VARIANTS),
+                                                             blur_rule="mean")))  # fmt: skip
+    model = build_model(cfg, 17, 75, (4, 48), 1)
+    gallery = target_space(model, fd.test_feats.image, torch.device("cpu"))
+    # At the start the learned mixture is the mean rule's target.
+    np.testing.assert_allclose(gallery, mean.test_feats.image, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(fd.train_feats.text, mean.train_feats.text, rtol=0, atol=1e-5)
+    targets = TrainTargets(fd.targets, fd.image_concept, 8, 0, torch.device("cpu"))
+    batch = type("B", (), {"image": torch.tensor([0, 3, 5]), "sample": torch.arange(3)})()
+    img, txt = targets.rows(batch)
+    assert img.shape == (3, 4, 48) and txt.shape == (3, 48)
+    torch.testing.assert_close(img, torch.from_numpy(np.asarray(fd.train_feats.image)[[0, 3, 5]]))
+
+    res = train_fold(cfg, paths, fold, tmp_path / "b", progress=False)
+    assert list(res["blur_weights"]) == list(VARIANTS)
+    assert abs(sum(res["blur_weights"].values()) - 1) < 1e-6
+    # Trained with the encoder: the per-dimension weights left 1/4 (the level means move less in 3 short epochs;
+    # tests/models/test_single_target_heads.py trains them to the informative level).
+    assert max(hi - lo for lo, hi in res["blur_weights_range"].values()) > 1e-4
+    assert all(lo <= res["blur_weights"][v] <= hi for v, (lo, hi) in res["blur_weights_range"].items())
+    _, cfg2, fold2, model, _ = load_run(tmp_path / "b")
+    assert read_json(tmp_path / "b" / "config.json")["target_shape"] == [4, 48]
+    level = model.head.mixer.level_weights().tolist()
+    assert level == pytest.approx(list(res["blur_weights"].values()), abs=1e-7)
+    fd2 = load_fold_data(paths, fold2, cfg2)
+    assert evaluate_test(model, fd2, fold2, cfg2, torch.device("cpu"))["sub-01"].to_dict() == res["kway"]
+    with torch.no_grad():
+        mixed = model.head.mixer(torch.from_numpy(np.asarray(fd2.test_feats.image))).numpy()
+    assert _manual_test_kway(model, fd2, fold2, cfg2, mixed) == res["kway"]
+
+
+def test_head_and_learned_blur_options_are_checked_when_the_config_is_made(root):
+    from eegdecode.training.trainer import build_model
+
+    blur = list(VARIANTS)
+    for target, match in (
+        (_target(layers=["block:2"], blur_rule="learned"), "'learned' mixes several blur variants; found 1"),
+        (_target(layers=["block:2"], blur=blur, blur_rule="learned", eval_variant="none"), "eval_variant is not"),
+        (_target(layers=["block:2"], blur=blur, blur_rule="learned", blur_level=1), "blur_level is not used"),
+        (_target(layers=["block:2", "block:5"], combine="router", blur=blur, blur_rule="learned"), "not router"),
+        (_target(head={"kind": "mlp", "embed_dim": 8}), r"target.head.kind: 'mlp'; allowed values are \['linear'\]"),
+        (_target(head={"kind": "linear"}), "target.head.embed_dim: None; expected a positive integer"),
+        (_target(head={"kind": "linear", "embed_dim": True}), "target.head.embed_dim: True"),
+        (_target(head={"kind": "linear", "embed_dim": 8, "bias": False}), r"unknown target.head options \['bias'\]"),
+        (_target(head=512), "Invalid value for target.head: 512"),
+        (_target(layers=["block:2", "block:5"], combine="router", head={"kind": "linear", "embed_dim": 8}),
+         "combine 'router' has its own projectors"),
+    ):  # fmt: skip
+        with pytest.raises(ConfigError, match=match):
+            _cfg(target=target)
+    # Concatenated layers take the head too; a closed-form encoder takes neither.
+    cat = _cfg(target=_target(layers=["block:2", "block:5"], head={"kind": "linear", "embed_dim": 8}),
+               loss_options={"w_txt": 0})  # fmt: skip
+    assert build_model(cat, 17, 75, (96,), 1).head.target.in_features == 96
+    for target in (_target(head={"kind": "linear", "embed_dim": 8}), _target(blur=blur, blur_rule="learned")):
+        with pytest.raises(ConfigError, match="fitted in closed form"):
+            build_model(_cfg(model="ridge", target=target, loss_options={"w_txt": 0}), 17, 75, (48,), 1)
+    # Old configs build the encoder alone, as before.
+    assert not hasattr(build_model(_cfg(target=_target(layers=["block:2"])), 17, 75, (48,), 1), "head")
+
+
+def test_the_train_flags_set_the_head_and_the_learned_blur_rule(root):
+    from eegdecode.cli import build_parser
+    from eegdecode.commands.train import build_config
+
+    argv = ["train", "--data-root", str(root), "--target", "simulator:reference", "--target-layer", "block:2",
+            "--target-blur", *VARIANTS, "--blur-rule", "learned", "--linear-head", "32", "--w-txt", "0"]  # fmt: skip
+    cfg = build_config(build_parser(argv).parse_args(argv), DatasetPaths(root))
+    assert cfg.target["blur_rule"] == "learned" and cfg.target["head"] == {"kind": "linear", "embed_dim": 32}
