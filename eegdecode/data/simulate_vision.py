@@ -324,7 +324,9 @@ class VisionHierarchy:
         from eegdecode.data.augment import splitmix64
         from eegdecode.targets.blur import parse_variant
 
-        bits = np.ascontiguousarray(detail, dtype=np.float64).view(np.uint64)  # exact: no batch-dependent sums
+        bits = np.ascontiguousarray(detail, dtype=np.float64).view(
+            np.uint64
+        )  # exact: no batch-dependent sums
         code = np.uint64(zlib.crc32(parse_variant(variant).name.encode()))
         golden = np.uint64(0x9E3779B97F4A7C15)
         with np.errstate(over="ignore"):

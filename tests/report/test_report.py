@@ -163,7 +163,5 @@ def test_unprofilable_run_is_listed_not_fatal(report_runs, tmp_path, capsys):
     assert cli_main(["report", str(runs), "-o", str(out), "--data-root", str(tmp_path / "missing")]) == 0
     sec = _sections(out.read_text())
     assert (
-        "Omitted:" in sec["temporal"]
-        and "profiles: " in sec["provenance"]
-        and "missing" in sec["provenance"]
+        "Omitted:" in sec["temporal"] and "profiles: " in sec["provenance"] and "missing" in sec["provenance"]
     )
