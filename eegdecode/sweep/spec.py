@@ -61,7 +61,7 @@ GRID_FILE_KEYS = ("out", "data_root", "release", "subjects", "test_subjects", "p
 #: Axes that are not TrainConfig keys, or that place the run folder.
 RESERVED_AXES = ("model", "protocol", "seed")
 #: TrainConfig fields that are dictionaries, addressable as ``field.key`` in the grid.
-NESTED_FIELDS = ("data", "model_options", "loss_options")
+NESTED_FIELDS = ("data", "model_options", "loss_options", "target", "mmd_options")
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 

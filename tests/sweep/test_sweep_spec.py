@@ -60,13 +60,44 @@ def test_single_values_need_no_variant_folder_and_dotted_keys_reach_data(write_g
     assert [s.config["model"] for s in sweep.specs] == ["MUSE_EEG"] * 2 + ["NICE_EEG"] * 2
 
 
+def test_dotted_keys_reach_the_target_and_the_mmd_options(write_grid):
+    """A grid can vary one option of the target (blur rule, head) or of SAMGA's schedule; the base's other target
+    options stay as they are."""
+    target = {"backbone": "simulator:vision", "layers": ["embedding"], "blur": ["gaussian:3", "gaussian:9"]}
+    path = write_grid({"target.blur_rule": ["fixed", "learned"]}, base={"target": target})
+    sweep = expand(read_grid_file(path), str(path))
+    assert sweep.variants == ["target.blur_rule=fixed", "target.blur_rule=learned"]
+    assert sorted({s.config["target"]["blur_rule"] for s in sweep.specs}) == ["fixed", "learned"]
+    assert all(
+        s.run_dir.split(os.sep)[-5] == f"target.blur_rule={s.config['target']['blur_rule']}"
+        for s in sweep.specs
+    )
+    assert all(s.config["target"]["blur"] == ["gaussian:3", "gaussian:9"] for s in sweep.specs)
+    router = {**target, "layers": ["block:2", "block:5"], "blur": ["none"], "combine": "router"}
+    path = write_grid(
+        {"mmd_options.stage2_lr": [5e-5, 1e-4]},
+        name="mmd.yaml",
+        base={"target": router, "mmd_epochs": 1, "mmd_options": {"start": 0.9, "end": 0.5}},
+    )
+    sweep = expand(read_grid_file(path), str(path))
+    options = {json.dumps(s.config["mmd_options"], sort_keys=True) for s in sweep.specs}
+    assert options == {
+        json.dumps({"start": 0.9, "end": 0.5, "stage2_lr": lr}, sort_keys=True) for lr in (5e-5, 1e-4)
+    }
+
+
 @pytest.mark.parametrize(
     ("grid", "top", "base", "needle"),
     [
         ({"lrr": [1, 2]}, {}, {}, "unknown key 'lrr'"),
         ({"data.chanels": ["all"]}, {}, {}, "unknown key 'data.chanels'"),
         ({}, {}, {"data": {"time_windw": [0, 1]}}, "unknown key 'data.time_windw'"),
-        ({"lr.x": [1]}, {}, {}, "only data, model_options, loss_options take a dotted key"),
+        (
+            {"lr.x": [1]},
+            {},
+            {},
+            "only data, model_options, loss_options, target, mmd_options take a dotted key",
+        ),
         ({"model": ["NoSuchNet"]}, {}, {}, "NoSuchNet"),
         ({"lr": [-1.0]}, {}, {}, "lr"),
         ({"seed": [0, 0]}, {}, {}, "lists a value twice"),
