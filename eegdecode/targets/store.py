@@ -147,6 +147,18 @@ class TargetStore:
             raise DataFormatError(path, f"row count disagrees with {SIDECAR}", rows, arr.shape[0])
         return arr
 
+    def _held(self, key: str) -> str:
+        """What the store holds near ``key`` (``split/layer/pooling/variant``), short enough for one line: the
+        stored variants of that split and layer, or else the stored layers of that split."""
+        arrays = sorted(self.arrays())
+        split, layer, pool, _ = key.split("/", 3)
+        variants = [k.split("/", 3)[3] for k in arrays if k.startswith(f"{split}/{layer}/{pool}/")]
+        if variants:
+            return f"it holds {len(arrays)} arrays; its variants of {split}/{layer}/{pool}: {', '.join(variants)}"
+        layers = sorted({k.split("/", 3)[1] for k in arrays if k.startswith(f"{split}/")})
+        shown = ", ".join(layers[:12]) + (f", ... ({len(layers)} layers)" if len(layers) > 12 else "")
+        return f"it holds {len(arrays)} arrays; no layer {layer!r} in {split}, whose layers are: {shown or 'none'}"
+
     def image(
         self,
         split: str,
@@ -159,10 +171,9 @@ class TargetStore:
         key = array_key(split, layer, pooling, variant)
         entry = self.arrays().get(key)
         if entry is None:
-            listed = sorted(self.arrays())
             raise MissingFileError(
                 self.folder / array_file(split, layer, pooling, variant),
-                f"no array {key!r} in {self.sidecar} (it holds {listed}); compute it with `eegdecode features`",
+                f"no array {key!r} in {self.sidecar} ({self._held(key)}); compute it with `eegdecode features`",
             )
         arr = self._load(entry["file"], entry.get("rows"), mmap)
         if list(arr.shape[1:]) != list(entry.get("shape", arr.shape)[1:]):

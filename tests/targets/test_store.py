@@ -202,6 +202,27 @@ def test_store_refuses_bad_arrays_and_reads_damage(tmp_path):
     assert TargetStore(tmp_path / "nothing").arrays() == {}
 
 
+def test_a_missing_array_is_named_with_what_the_store_holds_of_its_layer_in_one_short_line(tmp_path):
+    """The message lists the stored variants of the asked split and layer (or, when the layer is missing, the stored
+    layers), not every array of a store that may hold hundreds."""
+    rows = {"image_list_digest": "abc", "images_per_concept": 2}
+    store = write_reference_targets(
+        tmp_path, "tiny", {"train": (np.ones((4, 3)), np.ones((2, 3)))}, {"train": rows}
+    )
+    for i in range(40):
+        store.put_image("train", f"block:{i}", "cls", "gaussian:3", np.ones((4, 3)), {})
+    store.put_image("train", "embedding", None, "gaussian:15", np.ones((4, 3)), {})
+    with pytest.raises(MissingFileError) as err:
+        store.image("train", "embedding", None, "noise:25")
+    text = str(err.value)
+    assert "no array 'train/embedding/none/noise:25'" in text
+    assert "its variants of train/embedding/none: gaussian:15, none" in text and "42 arrays" in text
+    assert "block:7" not in text and "\n" not in text and len(text) < 400
+    with pytest.raises(MissingFileError) as err:
+        store.image("train", "block:99", "cls", "none")
+    assert "no layer 'block:99' in train" in str(err.value) and len(str(err.value)) < 600
+
+
 def test_spec_key_and_dict_round_trip(tiny_dinov2):
     a = TargetSpec("hf:weights/dinov2-base/", text=False)
     b = TargetSpec("hf:./weights/dinov2-base", text=False)
