@@ -60,7 +60,7 @@ from eegdecode.training import preflight
 from eegdecode.training.batches import make_batch_source
 from eegdecode.training.checkpoint import load_checkpoint, save_checkpoint, tidy_checkpoint
 from eegdecode.training.config import MMDSchedule, TargetPlan, TrainConfig
-from eegdecode.training.distributed import rank_world
+from eegdecode.training.distributed import TrainingForward, rank_world
 from eegdecode.training.losses import MMDMix, build_loss, mmd_loss
 from eegdecode.training.runs import check_run_dir, prepare_run_dir, resume_changes
 from eegdecode.training.step import TrainStep, lr_lambda, make_optimizer
@@ -461,13 +461,9 @@ def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Pa
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     stages = LossStages(cfg, model, device, steps_per_epoch)
-    forward = model
-    if world > 1:
-        forward = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    if cfg.compile:
-        forward = torch.compile(forward)
+    forward = TrainingForward(
+        model, device, cfg.compile
+    )  # DDP under torchrun, following what a stage freezes
     # the optimizer whose state ``last`` holds: the one of the stage its epoch trained in
     optimizer, scheduler = stages.optimizer(last["epoch"] if last is not None else 0)
     amp = cfg.amp and device.type == "cuda"

@@ -176,3 +176,21 @@ def test_two_process_ddp_matches_one_process(tiny_root, tmp_path):
     for a, b in zip(r1, r2):
         assert abs(a["train_total"] - b["train_total"]) < 0.05 * a["train_total"]
         assert abs(a["val_top1"] - b["val_top1"]) <= 0.25
+
+
+@pytest.mark.slow
+def test_two_process_ddp_runs_samgas_two_stages(tiny_root, tmp_path):
+    """SAMGA's stage 2 freezes the head's shared projector after the DistributedDataParallel wrapper was built;
+    the wrapper must follow (it reduces the gradients of the parameters that required them when it was made), or
+    the second step of stage 2 fails with "Expected to have finished reduction"."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "eegdecode", "train", "--data-root", str(tiny_root), "--recipe", "samga", "--subject",
+                          "1", "--epochs", "2", "--mmd-epochs", "1", "--batch-size", "64", "--time-window", "0",
+                          "0.3", "--device", "cpu", "--quiet", "--out", str(tmp_path / "two")],
+                         env=env, capture_output=True, text=True)  # fmt: skip
+    assert two.returncode == 0, two.stderr[-2000:]
+    (run,) = (tmp_path / "two").glob("*/intra/sub-01/seed*")
+    rows = _rows(run)
+    assert [r["epoch"] for r in rows] == [0, 1] and "train_mmd_weight" in rows[0]
+    assert rows[1]["step"] == 2 * rows[0]["step"]
