@@ -95,9 +95,12 @@ def describe_target(target: dict[str, Any] | None) -> str:
         text += f" {target.get('combine', 'concat')}"
     blur = list(target.get("blur") or ["none"])
     if blur != ["none"]:
-        text += f", blur {blur[0]}" + (
+        text += f", blur {'+'.join(blur)}" + (
             f" ({target.get('blur_rule', 'fixed')})" if target.get("blur_rule") else ""
         )
+    head = target.get("head")
+    if head:
+        text += f", {head.get('kind', 'linear')} head {head.get('embed_dim', '')}".rstrip()
     return text
 
 

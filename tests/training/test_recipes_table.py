@@ -125,3 +125,19 @@ def test_ablation_rows_choose_what_runs_and_best_needs_a_block(bench):
         "base: embedding, no blur, 17 ch, averaged", "best single block (block:7, by ridge validation)",
         "routed blocks (samga's, router)", "blur ubp (uncertainty rule)", "63 channels", "single-trial training",
     ]  # fmt: skip
+
+
+def test_the_table_names_every_target_variant_and_head(bench):
+    """A run's target label says which variants and rule and head it trained on (neurobridge: four variants
+    averaged through a linear head), not the first variant alone."""
+    nb = {"layers": ["embedding"], "blur": ["gaussian:15", "noise:25", "lowres:0.1", "mosaic:5"],
+          "blur_rule": "mean", "head": {"kind": "linear", "embed_dim": 512}}  # fmt: skip
+    assert (
+        bench.describe_target(nb)
+        == "embedding, blur gaussian:15+noise:25+lowres:0.1+mosaic:5 (mean), linear head 512"
+    )
+    assert bench.describe_target({"layers": ["embedding"], "blur": ["ubp"], "blur_rule": "uncertainty"}) == (
+        "embedding, blur ubp (uncertainty)"
+    )
+    routed = {"layers": ["block:5", "block:9"], "combine": "router"}
+    assert bench.describe_target(routed) == "block:5 .. block:9 (2) router"
