@@ -36,38 +36,37 @@ and picks an early epoch in most seeds: at 10 epochs NICE scores 25 / 55 / 50 / 
 4 epochs; with more epochs both beat ridge at seed 0 (bench/recipe_learning.py: NervformerV2 50% at 12
 epochs, ATMS_50 35% at 12 and 50% at 20; 8-16 min each on the loaded machine).
 
-Measured with these settings (2-core AMD EPYC shared with other jobs, load 7-15, one thread, 2026-12-01;
-20-way top-1 % at the recipe's seed, then at seeds 1 / 2 / 3 (atm_s, nervformer_v2: 1 / 2); 2-way top-1 at the
-same seeds; each test's time is in docs/training.md):
+Measured with these settings (2-core AMD EPYC, one thread; atm_s and nervformer_v2 on 2026-12-01 at load 7-15, the
+others on 2026-12-02 after the merges below, at load 3-5; 20-way top-1 % at the recipe's seed, then at seeds 1 / 2 /
+3 (atm_s, nervformer_v2: 1 / 2); 2-way top-1 at the same seeds; each test's time is in docs/training.md):
 
 =================  ====  ======  ==================  =========================
 recipe             seed  epochs  20-way top-1 %      2-way
 =================  ====  ======  ==================  =========================
 atm_s              0     4       30; 25 / 30         0.84; 0.86 / 0.83
-multiblur          21    12      25; 30 / 15 / 20    0.77; 0.86 / 0.85 / 0.87
+multiblur          21    12      25; 30 / 15 / 25    0.77; 0.86 / 0.85 / 0.87
 nervformer_v2      0     4       25; 30 / 15         0.80; 0.86 / 0.79
-neurobridge        2025  4       40; 30 / 20 / 25    0.85; 0.87 / 0.86 / 0.85
-nice               2023  10      25; 55 / 50 / 50    0.82; 0.93 / 0.95 / 0.93
-samga              2025  10      35; 20 / 35 / 35    0.92; 0.76 / 0.88 / 0.88
-shallow_alignment  0     12      20; 50 / 40 / 35    0.87; 0.96 / 0.90 / 0.92
+neurobridge        2025  4       40; 50 / 25 / 60    0.93; 0.96 / 0.90 / 0.96
+nice               2023  10      25; 55 / 50 / 50    0.82; 0.93 / 0.94 / 0.93
+samga              2025  10      20; 15 / 40 / 40    0.84; 0.88 / 0.89 / 0.89
+shallow_alignment  0     12      35; 35 / 10 / 25    0.92; 0.96 / 0.64 / 0.91
 ubp                0     4       30; 30 / 30 / 25    0.88; 0.85 / 0.86 / 0.86
 =================  ====  ======  ==================  =========================
 
-neurobridge, nice, samga and ubp were measured again (2026-12-02, the same machine, quieter) after their recipes
-took their papers' contrastive forms (softplus temperature, image side alone normalised), NICE's Adam betas and
-SAMGA's MMD-weight schedule and stage-2 rate; before: neurobridge 45; 30 / 45 / 30 (0.92; 0.92 / 0.91 / 0.83),
-nice 30; 45 / 40 / 45 (0.84; 0.94 / 0.94 / 0.91), samga 30; 30 / 25 / 45 (0.88; 0.91 / 0.87 / 0.90), ubp 45; 35 /
-45 / 30 (0.91; 0.92 / 0.91 / 0.89). samga at seed 1 (2-way 0.76) is now the smallest 2-way margin.
-
-After the linear head (``target.head``, neurobridge and shallow_alignment) and the learned blur mixture
-(``blur_rule: learned``, multiblur) entered those recipes (2026-12-02, same machine, recipe seed only; seeds 1 / 2 /
-3 not re-run): multiblur 50 / 0.97, neurobridge 50 / 0.94, shallow_alignment 35 / 0.92 (20-way top-1 % / 2-way).
+The six recipes that changed on 2026-12-02 took their papers' contrastive forms (softplus temperature, image side
+alone normalised: neurobridge, samga, ubp), NICE's Adam betas, SAMGA's MMD-weight schedule and stage-2 rate, the
+EEG smoothing prior (neurobridge, samga), NeuroBridge's four averaged image variants and linear head, the linear
+head of shallow_alignment, and multiblur's BlurEEGEncoder with the learned mixture of its 12 blur levels. Before
+(20-way top-1; 2-way at the recipe's seed): multiblur (EEGProject, 4 epochs, mean rule) 50; 50 / 55 / 55 (0.97),
+neurobridge 45; 30 / 45 / 30 (0.92), nice 30; 45 / 40 / 45 (0.84), samga 30; 30 / 25 / 45 (0.88),
+shallow_alignment 20; 50 / 40 / 35 (0.87), ubp 45; 35 / 45 / 30 (0.91). Below the thresholds at a seed the tests do
+not run: shallow_alignment at seed 2 (10%, 2-way 0.64: its validation split picks epoch 1), and at the threshold:
+samga at seed 1 (15%). samga at its own seed (20%, 4 queries) is now the thinnest top-1 margin the tests run.
 
 samga first ran 6 epochs with 2 of MMD: 25; 20 / 10 / 40% top-1, 2-way 0.88; 0.74 / 0.58 / 0.85, below the
 thresholds at seeds 1 and 2, so its run was lengthened (the thresholds were not changed); with today's router
-its test is the most seed-sensitive one. The smallest margins: shallow_alignment at its seed (4 queries for 3;
-16 epochs instead of 12 give the same, the validation split selects epoch 6 in both) and nervformer_v2 at seed
-2 (3 queries, 2-way 0.79), which the test does not run. multiblur runs the paper's BlurEEGEncoder (non-negative
+its test is the most seed-sensitive one. nervformer_v2 at seed 2 (3 queries, 2-way 0.79) is thin too; the test
+does not run it. multiblur runs the paper's BlurEEGEncoder (non-negative
 spatial filters): at 4 epochs it scored 25; 20 / 15 / 10%, 2-way 0.77; 0.72 / 0.81 / 0.69, below the 2-way
 threshold at seeds 1 and 3, so its run was lengthened to 12 (the thresholds were not changed; 8 epochs still
 failed at seed 3); at its own seed the validation split picks epoch 2 whatever the length, and its 2-way 0.765 is
