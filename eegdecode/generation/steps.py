@@ -4,7 +4,8 @@ Step 1 (:func:`extract_embeddings`, ``eegdecode extract``): EEG embeddings of ev
 images (repetitions averaged) from a run's best checkpoint, saved with provenance::
 
     <run>/embeddings/
-        eeg_train.npy          (n_train_trials, dim) float32, raw encoder output (not normalised)
+        eeg_train.npy          (n_train_trials, dim) float32, the model's raw output (not normalised): the
+                               encoder's, or with a target head its shared space (``space`` in the sidecar)
         train_index.npy        (n_train_trials, 2) int64: image index, repetition index of each row
         eeg_test.npy           (n_test_images, dim) float32, test repetitions averaged before encoding
         embeddings.json        run, checkpoint + SHA-256, model, subject, test_reps, normalisation, shapes
@@ -38,6 +39,16 @@ from eegdecode.training.trainer import embed, load_run
 log = logging.getLogger(__name__)
 
 
+def _space(model, dim: int) -> dict:
+    """Which space the embeddings are in: the encoder's output, or a target head's shared space (a run with
+    ``target.head`` or a router scores retrieval, and writes embeddings, in its head's space)."""
+    from eegdecode.models.heads import AlignedEncoder
+
+    if isinstance(model, AlignedEncoder):
+        return {"kind": f"target head ({type(model.head).__name__})", "dim": int(dim)}
+    return {"kind": "encoder output", "dim": int(dim)}
+
+
 def extract_embeddings(run_dir: str | Path, checkpoint: str = "best", device: str = "auto", overwrite: bool = False,
                        batch_size: int = 512) -> Path:  # fmt: skip
     """Step 1: write ``<run>/embeddings/`` (see module docstring); returns that folder."""
@@ -69,7 +80,7 @@ def extract_embeddings(run_dir: str | Path, checkpoint: str = "best", device: st
         "format": "eegdecode-embeddings/1", "run": str(run_dir), "checkpoint": checkpoint,
         "checkpoint_sha256": sha256_file(weights), "checkpoint_epoch": info.get("epoch"), "model": resolved["model"],
         "subject": subject, "subject_layer": layer, "test_reps": cfg.data.test_reps, "features": cfg.features,
-        "normalisation": "none: raw encoder outputs", "n_train_trials": int(n_img * n_rep), "n_test": int(len(test)),
+        "normalisation": "none: the model's raw outputs", "space": _space(model, test.shape[1]), "n_train_trials": int(n_img * n_rep), "n_test": int(len(test)),
         "includes_validation_images": True,
     })  # fmt: skip
     log.info("step 1: %d training-trial and %d test embeddings -> %s", n_img * n_rep, len(test), out)

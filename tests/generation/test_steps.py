@@ -32,6 +32,7 @@ def test_step1_then_step2_write_embeddings_images_and_manifest(trained_run, tmp_
     train, index, test = (np.load(emb / f) for f in ("eeg_train.npy", "train_index.npy", "eeg_test.npy"))
     assert train.shape == (240 * 4, 1024) and index.shape == (960, 2) and test.shape == (20, 1024)
     assert index[:5].tolist() == [[0, 0], [0, 1], [0, 2], [0, 3], [1, 0]]
+    assert meta["space"] == {"kind": "encoder output", "dim": 1024}
     assert meta["checkpoint_sha256"] == sha256_file(
         checkpoint_files(trained_run / "checkpoints", "best")["weights"]
     )
