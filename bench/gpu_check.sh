@@ -32,8 +32,8 @@ left() { echo $((MINUTES * 60 - ($(date +%s) - start))); }
     git rev-parse HEAD 2>/dev/null || true
 } >"$OUT/machine.txt" 2>&1
 
-# 1. throughput (a minute or two)
-timeout 150 $PY bench/train_throughput.py --device "$DEVICE" --model NervformerV2 ATMS_50 NICE_EEG EEGProject \
+# 1. throughput (a few minutes: it simulates its own subject first)
+timeout 240 $PY bench/train_throughput.py --device "$DEVICE" --model NervformerV2 ATMS_50 \
     --steps 8 --batch-size 1024 --repeats 3 --json "$OUT/throughput.json" >"$OUT/throughput.log" 2>&1
 echo "throughput: exit $? ($(left) s left)" >>"$OUT/machine.txt"
 
