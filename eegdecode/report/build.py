@@ -503,20 +503,45 @@ def section_layers(found: Collection, assets: Assets) -> str:
                 weights.setdefault(run.model, {})[f"{subject} s{run.results.seed}"] = {
                     k: float(v) for k, v in layers.items()
                 }
+    blur_rows = [
+        [run.model, f"s{run.results.seed}", variant, f"{float(w):.3f}"]
+        for run in found.runs
+        if isinstance(run.results.raw.get("blur_weights"), dict)
+        for variant, w in run.results.raw["blur_weights"].items()
+    ]
+    blur = (
+        assets.table(
+            Table(
+                "blur_weights",
+                "Blur-variant weights (blur_rule learned; mean over feature dimensions)",
+                ["model", "seed", "variant", "weight"],
+                blur_rows,
+            )
+        )  # fmt: skip
+        if blur_rows
+        else ""
+    )
     if not weights:
+        if blur:
+            return blur
         return _omitted("no run has a multi-layer target (results.json key 'layer_weights': {subject: {layer: "
-                        "weight}}); single-layer targets have nothing to show here.")  # fmt: skip
+                        "weight}}) or learned blur weights ('blur_weights'); single-layer targets have nothing "
+                        "to show here.")  # fmt: skip
     rows = [
         [m, s, layer, f"{w:.3f}"]
         for m, subs in weights.items()
         for s, ls in subs.items()
         for layer, w in ls.items()
     ]
-    return assets.figure(
-        "layer_weights",
-        figures.layer_weights(weights),
-        "Learned weight of each vision layer of the target, per subject (and seed).",
-    ) + assets.table(Table("layer_weights", "Layer weights", ["model", "subject", "layer", "weight"], rows))
+    return (
+        assets.figure(
+            "layer_weights",
+            figures.layer_weights(weights),
+            "Learned weight of each vision layer of the target, per subject (and seed).",
+        )
+        + assets.table(Table("layer_weights", "Layer weights", ["model", "subject", "layer", "weight"], rows))
+        + blur
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -108,6 +108,18 @@ def test_layer_profile_shown_when_a_run_has_layer_weights(report_runs, tmp_path)
     assert (tmp_path / "r_files" / "figures" / "layer_weights.pdf").exists()
 
 
+def test_learned_blur_weights_are_tabulated(report_runs, tmp_path):
+    """A run with blur_rule learned records each variant's mean weight; the layers section lists them."""
+    run = tmp_path / "runs" / "ridge" / "intra" / "sub-01" / "seed0"
+    shutil.copytree(report_runs / "runs" / "ridge" / "intra" / "sub-01" / "seed0", run)
+    res = json.loads((run / "results.json").read_text())
+    res["blur_weights"] = {"gaussian:1": 0.6, "gaussian:63": 0.4}
+    (run / "results.json").write_text(json.dumps(res))
+    sec = _sections(build_report([tmp_path / "runs"], tmp_path / "r.html").read_text())
+    assert "Omitted:" not in sec["layers"] and "Blur-variant weights" in sec["layers"]
+    assert "gaussian:63" in sec["layers"] and "0.400" in sec["layers"]
+
+
 def test_refuses_to_overwrite_and_command_prints_the_path(report_runs, tmp_path, capsys):
     out = tmp_path / "report.html"
     assert cli_main(["report", str(report_runs / "runs"), "-o", str(out), "--no-profiles"]) == 0
