@@ -417,7 +417,7 @@ class LossStages:
 
     def begin(self, epoch: int):
         """The loss of ``epoch``, after (un)freezing the shared projector for its stage."""
-        if self.cfg.mmd_epochs and isinstance(self.model, AlignedEncoder):
+        if self.cfg.mmd_epochs and _has_head(self.model, "router"):
             self.model.head.shared.requires_grad_(self.schedule.in_stage1(epoch))
         return self.loss(epoch)
 
@@ -461,9 +461,8 @@ def _fit_gradient(model, cfg: TrainConfig, fd: FoldData, fold: Fold, run_dir: Pa
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     stages = LossStages(cfg, model, device, steps_per_epoch)
-    forward = TrainingForward(
-        model, device, cfg.compile
-    )  # DDP under torchrun, following what a stage freezes
+    # DDP under torchrun, rebuilt when a stage freezes part of the model
+    forward = TrainingForward(model, device, cfg.compile)
     # the optimizer whose state ``last`` holds: the one of the stage its epoch trained in
     optimizer, scheduler = stages.optimizer(last["epoch"] if last is not None else 0)
     amp = cfg.amp and device.type == "cuda"
@@ -621,9 +620,10 @@ def _blur_weights(model: AlignedEncoder, cfg: TrainConfig) -> dict[str, dict[str
     """The learned blur mixture: each variant's softmax weight averaged over the feature dimensions
     (``blur_weights``, sums to 1) and its range over the dimensions (``blur_weights_range``: [min, max])."""
     variants = TargetPlan.from_dict(cfg.target).spec.blur
-    w = model.head.mixer.weights().float().cpu()
+    mixer = model.head.mixer
+    w = mixer.weights().float().cpu()
     return {
-        "blur_weights": dict(zip(variants, w.mean(dim=1).tolist())),
+        "blur_weights": dict(zip(variants, mixer.level_weights().float().cpu().tolist())),
         "blur_weights_range": {
             v: [float(lo), float(hi)] for v, lo, hi in zip(variants, w.min(1).values, w.max(1).values)
         },
